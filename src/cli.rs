@@ -1,0 +1,213 @@
+//! Command-line interface (clap derive). Raw arguments are turned into validated configurations by
+//! [`crate::pipeline`]; this module only declares and documents them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::embed::spec::Template;
+use crate::preprocess::detect::FaceSelect;
+use crate::preprocess::tensor::{ColorOrder, Layout};
+
+/// facebias: measure how a face-recognition model's error rates differ across demographic groups.
+#[derive(Debug, Parser)]
+#[command(name = "facebias", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a model over a labelled dataset and write a demographic-differential report.
+    Run(RunArgs),
+    /// The demo: MobileFaceNet + YuNet over ../shared/datasets/bfw, report in reports/demo.
+    Demo(DemoArgs),
+    /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
+    Embed(EmbedArgs),
+    /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match.
+    Inspect(InspectArgs),
+    /// Measure pipeline throughput (decode + detect + align + embed, images/s) on a dataset.
+    Bench(BenchArgs),
+}
+
+/// Where the model is and how to feed it.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Embedding model: a catalogue name (see models/models.toml, e.g. `mobilefacenet`) or a path to an .onnx file.
+    #[arg(long, default_value = "mobilefacenet")]
+    pub model: String,
+    /// Folder holding the catalogue's model files [default: $FACEBIAS_MODELS, then ../shared/models].
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// YuNet face detector with dynamic input size [default: catalogue `yunet-dynamic` in the models folder].
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
+    /// ONNX Runtime shared library (libonnxruntime.so.1.31.1) [default: $ORT_DYLIB_PATH, then the python3 onnxruntime package].
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// A TOML model spec (the fields of a models/models.toml entry) for a model that is not in the catalogue.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Override: input tensor name.
+    #[arg(long)]
+    pub input_name: Option<String>,
+    /// Override: output tensor name.
+    #[arg(long)]
+    pub output_name: Option<String>,
+    /// Override: square input side in pixels.
+    #[arg(long)]
+    pub input_size: Option<u32>,
+    /// Override: tensor layout.
+    #[arg(long, value_enum)]
+    pub layout: Option<Layout>,
+    /// Override: channel order.
+    #[arg(long, value_enum)]
+    pub color: Option<ColorOrder>,
+    /// Override: factor applied to 0..255 pixels before the mean (e.g. 0.00392157 for x/255).
+    #[arg(long)]
+    pub pixel_scale: Option<f32>,
+    /// Override: per-channel mean, three comma-separated values.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub mean: Option<Vec<f32>>,
+    /// Override: per-channel std, three comma-separated values.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub std: Option<Vec<f32>>,
+    /// Override: alignment template.
+    #[arg(long, value_enum)]
+    pub template: Option<Template>,
+    /// Detection canvas: images are scaled so their longer side has this many pixels before detection
+    /// (640 reproduces OpenCV's letterbox and the reference landmarks; smaller is faster, less precise).
+    #[arg(long, default_value_t = 640)]
+    pub detect_size: u32,
+    /// Largest factor by which an image is upscaled for detection (tight crops detect worse when blown up).
+    #[arg(long, default_value_t = 2.5)]
+    pub detect_max_upscale: f32,
+    /// Which face to keep when the detector finds several.
+    #[arg(long, value_enum, default_value = "center")]
+    pub face_select: FaceSelect,
+}
+
+/// Execution settings shared by the commands that embed images.
+#[derive(Debug, Args, Clone)]
+pub struct ExecArgs {
+    /// Parallel workers (each runs single-threaded ONNX Runtime sessions) [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Images per inference call for models with a dynamic batch dimension (fixed-batch models use 1).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Embedding cache folder [default: $XDG_CACHE_HOME/facebias or ~/.cache/facebias].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// No progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Dataset: a manifest CSV (`path,subject,<attributes…>`) or a folder holding manifest.csv.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Report folder (created; an earlier report there is replaced, any other non-empty folder is refused).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Target FMRs for the global thresholds, comma-separated [default: 1e-2,1e-3,1e-4, plus 1e-5 and 1e-6 when there are enough non-mated comparisons for 30 expected false matches].
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
+    /// Attribute columns to analyse, comma-separated [default: all attribute columns of the manifest].
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Option<Vec<String>>,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Dataset of the demo.
+    #[arg(long, default_value = "../shared/datasets/bfw")]
+    pub dataset: PathBuf,
+    /// Report folder of the demo.
+    #[arg(long, default_value = "reports/demo")]
+    pub out: PathBuf,
+    /// Folder holding the shared models.
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library.
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `embed`.
+#[derive(Debug, Args, Clone)]
+pub struct EmbedArgs {
+    /// Dataset: a manifest CSV or a folder holding manifest.csv.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the model input tensors as tensors.npy ([rows, values per image], float32), for parity checks.
+    #[arg(long)]
+    pub dump_tensors: bool,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Args, Clone)]
+pub struct InspectArgs {
+    /// The .onnx file (or a catalogue name).
+    pub model: String,
+    /// Folder holding catalogue model files.
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library.
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Dataset whose images are embedded.
+    #[arg(long, default_value = "../shared/datasets/bfw")]
+    pub dataset: PathBuf,
+    /// Number of images (the first N rows).
+    #[arg(long, default_value_t = 1000)]
+    pub images: usize,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Parallel workers [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

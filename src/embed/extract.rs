@@ -1,0 +1,422 @@
+//! Feature extraction over a dataset: read → hash → (cache) → decode → detect → align → tensor →
+//! embed, in `threads` parallel workers, each owning its own single-threaded detector and embedder
+//! sessions (for small face models two independent sessions beat one session with two intra-op
+//! threads). Work is handed out in small chunks from a shared counter; results are put back in
+//! manifest order, so the output does not depend on scheduling.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::cache::{Cached, EmbeddingCache};
+use super::spec::{ModelSpec, Template};
+use super::{l2_normalize, Embedder};
+use crate::manifest::Sample;
+use crate::preprocess::align::{scaled_template, warp, Similarity, ARCFACE_112};
+use crate::preprocess::detect::{Detector, DetectorConfig, Face};
+use crate::preprocess::{decode, tensor::write_tensor};
+use crate::runtime::Runtime;
+
+/// Outcome of one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleStatus {
+    /// Embedded.
+    Ok,
+    /// No face found: a failure to enrol.
+    NoFace,
+    /// The file is not a readable image.
+    DecodeError,
+    /// The file could not be read.
+    ReadError,
+    /// The model produced NaN/Inf or an all-zero vector.
+    BadEmbedding,
+}
+
+impl SampleStatus {
+    /// The name written to `samples.csv`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SampleStatus::Ok => "ok",
+            SampleStatus::NoFace => "no_face",
+            SampleStatus::DecodeError => "decode_error",
+            SampleStatus::ReadError => "read_error",
+            SampleStatus::BadEmbedding => "bad_embedding",
+        }
+    }
+}
+
+/// The result for one sample.
+#[derive(Debug, Clone)]
+pub struct SampleResult {
+    /// Outcome.
+    pub status: SampleStatus,
+    /// Error detail for failures (empty when ok).
+    pub detail: String,
+    /// L2-normalised embedding when ok.
+    pub embedding: Option<Vec<f32>>,
+    /// The face used (absent for cache hits and failures).
+    pub face: Option<Face>,
+    /// Whether the result came from the cache.
+    pub cached: bool,
+    /// The model input tensor, when requested with `keep_tensors`.
+    pub tensor: Option<Vec<f32>>,
+}
+
+/// How to run extraction.
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    /// Embedding model file.
+    pub model: PathBuf,
+    /// Its spec.
+    pub spec: ModelSpec,
+    /// YuNet (dynamic) detector file; unused when the spec's template is `none`.
+    pub detector: PathBuf,
+    /// Detector settings.
+    pub detector_config: DetectorConfig,
+    /// Parallel workers (each with single-threaded sessions).
+    pub threads: usize,
+    /// Images per inference call when the model allows batches.
+    pub batch_size: usize,
+    /// Keep each input tensor in the results (for parity checks).
+    pub keep_tensors: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Summed time spent in each stage across workers, plus the wall time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExtractTimings {
+    /// Reading and hashing files.
+    pub read_s: f64,
+    /// Decoding images.
+    pub decode_s: f64,
+    /// Face detection.
+    pub detect_s: f64,
+    /// Alignment and tensor layout.
+    pub align_s: f64,
+    /// Embedding inference.
+    pub embed_s: f64,
+    /// Wall-clock time of the whole extraction.
+    pub wall_s: f64,
+}
+
+/// Everything extraction produced.
+pub struct ExtractOutput {
+    /// One result per sample, in manifest order.
+    pub results: Vec<SampleResult>,
+    /// Embedding length.
+    pub dim: usize,
+    /// Stage timings.
+    pub timings: ExtractTimings,
+    /// How many samples were served from the cache.
+    pub cache_hits: usize,
+}
+
+struct Pending {
+    index: usize,
+    hash: [u8; 32],
+    face: Face,
+    tensor: Vec<f32>,
+}
+
+struct Worker<'a> {
+    cfg: &'a ExtractConfig,
+    cache: &'a EmbeddingCache,
+    detector: Option<Detector>,
+    embedder: Embedder,
+    timings: ExtractTimings,
+    out: Vec<(usize, SampleResult, Option<([u8; 32], Cached)>)>,
+    pending: Vec<Pending>,
+}
+
+fn failure(status: SampleStatus, detail: String) -> SampleResult {
+    SampleResult {
+        status,
+        detail,
+        embedding: None,
+        face: None,
+        cached: false,
+        tensor: None,
+    }
+}
+
+impl Worker<'_> {
+    fn process(&mut self, index: usize, path: &Path) -> Result<(), String> {
+        let t = Instant::now();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.out.push((
+                    index,
+                    failure(SampleStatus::ReadError, format!("{}: {e}", path.display())),
+                    None,
+                ));
+                return Ok(());
+            }
+        };
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        self.timings.read_s += t.elapsed().as_secs_f64();
+        if !self.cfg.keep_tensors {
+            match self.cache.get(&hash) {
+                Some(Cached::Embedding(v)) => {
+                    let r = SampleResult {
+                        status: SampleStatus::Ok,
+                        detail: String::new(),
+                        embedding: Some(v.clone()),
+                        face: None,
+                        cached: true,
+                        tensor: None,
+                    };
+                    self.out.push((index, r, None));
+                    return Ok(());
+                }
+                Some(Cached::NoFace) => {
+                    let mut r = failure(SampleStatus::NoFace, "no face found (cached)".into());
+                    r.cached = true;
+                    self.out.push((index, r, None));
+                    return Ok(());
+                }
+                None => {}
+            }
+        }
+        let t = Instant::now();
+        let img = match decode(&bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                self.out
+                    .push((index, failure(SampleStatus::DecodeError, e.0), None));
+                return Ok(());
+            }
+        };
+        self.timings.decode_s += t.elapsed().as_secs_f64();
+        let spec = &self.cfg.spec;
+        let t = Instant::now();
+        let (face, aligned) = match (&mut self.detector, spec.template) {
+            (Some(det), Template::Arcface112) => {
+                let Some(face) = det.detect(&img)? else {
+                    self.timings.detect_s += t.elapsed().as_secs_f64();
+                    let r = failure(
+                        SampleStatus::NoFace,
+                        format!(
+                            "no face with score >= {}",
+                            self.cfg.detector_config.score_threshold
+                        ),
+                    );
+                    self.out.push((index, r, Some((hash, Cached::NoFace))));
+                    return Ok(());
+                };
+                self.timings.detect_s += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let m = Similarity::fit(&face.landmarks, &scaled_template(&ARCFACE_112, spec.size));
+                let aligned = warp(&img, &m, spec.size);
+                self.timings.align_s += t.elapsed().as_secs_f64();
+                (face, aligned)
+            }
+            _ => {
+                let full = Face {
+                    bbox: [0.0, 0.0, img.width() as f32, img.height() as f32],
+                    landmarks: [[0.0; 2]; 5],
+                    score: 1.0,
+                };
+                let aligned = image::imageops::resize(
+                    &img,
+                    spec.size,
+                    spec.size,
+                    image::imageops::FilterType::Triangle,
+                );
+                self.timings.align_s += t.elapsed().as_secs_f64();
+                (full, aligned)
+            }
+        };
+        let t = Instant::now();
+        let s = spec.size as usize;
+        let mut tensor = vec![0.0f32; 3 * s * s];
+        write_tensor(
+            &aligned,
+            spec.layout,
+            spec.color,
+            &spec.normalization(),
+            &mut tensor,
+        );
+        self.timings.align_s += t.elapsed().as_secs_f64();
+        self.pending.push(Pending {
+            index,
+            hash,
+            face,
+            tensor,
+        });
+        if self.pending.len() >= self.embedder.batch {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let n = self.pending.len();
+        let input: Vec<f32> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.tensor.iter().copied())
+            .collect();
+        let raw = self.embedder.run(&input, n)?;
+        let dim = raw.len() / n;
+        for (p, chunk) in std::mem::take(&mut self.pending)
+            .into_iter()
+            .zip(raw.chunks_exact(dim))
+        {
+            let mut v = chunk.to_vec();
+            let tensor = self.cfg.keep_tensors.then_some(p.tensor);
+            if l2_normalize(&mut v) {
+                let r = SampleResult {
+                    status: SampleStatus::Ok,
+                    detail: String::new(),
+                    embedding: Some(v.clone()),
+                    face: Some(p.face),
+                    cached: false,
+                    tensor,
+                };
+                self.out
+                    .push((p.index, r, Some((p.hash, Cached::Embedding(v)))));
+            } else {
+                let mut r = failure(
+                    SampleStatus::BadEmbedding,
+                    "the model returned NaN/Inf or an all-zero embedding".into(),
+                );
+                r.face = Some(p.face);
+                r.tensor = tensor;
+                self.out.push((p.index, r, None));
+            }
+        }
+        self.timings.embed_s += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+/// Opens the embedder once to learn the embedding length (for the cache key) without running anything.
+pub fn probe_dim(rt: &Runtime, cfg: &ExtractConfig) -> Result<usize, String> {
+    Ok(Embedder::open(rt, &cfg.model, &cfg.spec, 1, cfg.batch_size)?.dim)
+}
+
+/// Runs extraction over all samples. Per-image failures are results, not errors; an error means the
+/// models could not be run at all.
+pub fn extract(
+    rt: &Runtime,
+    samples: &[Sample],
+    cfg: &ExtractConfig,
+    cache: &mut EmbeddingCache,
+) -> Result<ExtractOutput, String> {
+    let start = Instant::now();
+    let threads = cfg.threads.max(1).min(samples.len().max(1));
+    let mut workers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let detector = match cfg.spec.template {
+            Template::Arcface112 => {
+                Some(Detector::open(rt, &cfg.detector, cfg.detector_config, 1)?)
+            }
+            Template::None => None,
+        };
+        let embedder = Embedder::open(rt, &cfg.model, &cfg.spec, 1, cfg.batch_size)?;
+        workers.push(Worker {
+            cfg,
+            cache,
+            detector,
+            embedder,
+            timings: ExtractTimings::default(),
+            out: Vec::new(),
+            pending: Vec::new(),
+        });
+    }
+    let bar = crate::progress::bar(samples.len() as u64, "embedding", cfg.progress);
+    let next = AtomicUsize::new(0);
+    const CHUNK: usize = 8;
+    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let workers: Vec<Worker> = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut w| {
+                let (next, bar, first_error) = (&next, &bar, &first_error);
+                scope.spawn(move || {
+                    loop {
+                        let begin = next.fetch_add(CHUNK, Ordering::Relaxed);
+                        if begin >= samples.len()
+                            || first_error.lock().map(|e| e.is_some()).unwrap_or(true)
+                        {
+                            break;
+                        }
+                        let end = (begin + CHUNK).min(samples.len());
+                        let res = (begin..end)
+                            .try_for_each(|i| w.process(i, &samples[i].path))
+                            .and_then(|_| w.flush());
+                        if let Err(e) = res {
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            break;
+                        }
+                        bar.inc((end - begin) as u64);
+                    }
+                    w
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("extraction worker panicked"))
+            .collect()
+    });
+    bar.finish_and_clear();
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut timings = ExtractTimings::default();
+    let mut dim = 0;
+    let mut slots: Vec<Option<SampleResult>> = vec![None; samples.len()];
+    let mut new_entries: Vec<(usize, [u8; 32], Cached)> = Vec::new();
+    for w in workers {
+        timings.read_s += w.timings.read_s;
+        timings.decode_s += w.timings.decode_s;
+        timings.detect_s += w.timings.detect_s;
+        timings.align_s += w.timings.align_s;
+        timings.embed_s += w.timings.embed_s;
+        dim = dim.max(w.embedder.dim);
+        for (i, r, entry) in w.out {
+            if let Some((h, c)) = entry {
+                new_entries.push((i, h, c));
+            }
+            slots[i] = Some(r);
+        }
+    }
+    new_entries.sort_by_key(|e| e.0);
+    let entries: Vec<([u8; 32], Cached)> =
+        new_entries.into_iter().map(|(_, h, c)| (h, c)).collect();
+    cache.append(&entries)?;
+    let results: Vec<SampleResult> = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                failure(
+                    SampleStatus::ReadError,
+                    format!("sample {i} was not processed"),
+                )
+            })
+        })
+        .collect();
+    let cache_hits = results.iter().filter(|r| r.cached).count();
+    timings.wall_s = start.elapsed().as_secs_f64();
+    Ok(ExtractOutput {
+        results,
+        dim,
+        timings,
+        cache_hits,
+    })
+}

@@ -1,0 +1,216 @@
+//! Model specifications: how to feed an ONNX face model, and the catalogue in `models/models.toml`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::preprocess::tensor::{ColorOrder, Layout, Normalization};
+
+/// The catalogue shipped with facebias (compiled in).
+pub const CATALOGUE_TOML: &str = include_str!("../../models/models.toml");
+
+/// Alignment template of an embedding model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// 5-point similarity alignment onto the ArcFace 112×112 template (scaled to the input size).
+    Arcface112,
+    /// No alignment: the whole image (already an aligned crop) is resized to the input size.
+    None,
+}
+
+/// Everything needed to run one model: file, tensor names, input geometry and pixel normalisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Catalogue name (or `custom`).
+    pub name: String,
+    /// `embedding` or `detector`.
+    pub role: String,
+    /// File name (catalogue) or path.
+    pub file: String,
+    /// Expected sha256 of the file, lowercase hex.
+    pub sha256: String,
+    /// File size in bytes (0 when unknown).
+    #[serde(default)]
+    pub bytes: u64,
+    /// Input tensor name.
+    pub input: String,
+    /// Output tensor name.
+    pub output: String,
+    /// Square input side in pixels (0 = dynamic).
+    pub size: u32,
+    /// Tensor layout.
+    pub layout: Layout,
+    /// Channel order.
+    pub color: ColorOrder,
+    /// Factor applied to 0..255 pixel values before the mean is subtracted.
+    pub pixel_scale: f32,
+    /// Per-channel mean.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+    /// Alignment template.
+    pub template: Template,
+    /// Embedding length (0 = read from the model).
+    pub dim: usize,
+    /// Licence of the weights.
+    #[serde(default)]
+    pub license: String,
+    /// Where the file comes from.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl ModelSpec {
+    /// The pixel normalisation of this spec.
+    pub fn normalization(&self) -> Normalization {
+        Normalization {
+            pixel_scale: self.pixel_scale,
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+
+    /// A short fingerprint of everything that changes the embedding of an image (cache key part).
+    pub fn preprocessing_fingerprint(&self) -> String {
+        let text = format!(
+            "{}|{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
+            self.input,
+            self.output,
+            self.size,
+            self.layout,
+            self.color,
+            self.pixel_scale,
+            self.mean,
+            self.std,
+            self.template
+        );
+        hex(&Sha256::digest(text.as_bytes()))[..16].to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct CatalogueFile {
+    model: Vec<ModelSpec>,
+}
+
+/// The parsed model catalogue.
+pub fn catalogue() -> Vec<ModelSpec> {
+    // The catalogue is compiled in; a parse failure is a build defect caught by the tests below.
+    toml::from_str::<CatalogueFile>(CATALOGUE_TOML)
+        .map(|c| c.model)
+        .unwrap_or_default()
+}
+
+/// Looks a model up by catalogue name.
+pub fn by_name(name: &str) -> Option<ModelSpec> {
+    catalogue().into_iter().find(|m| m.name == name)
+}
+
+/// Looks a model up by file sha256.
+pub fn by_sha256(sha: &str) -> Option<ModelSpec> {
+    catalogue().into_iter().find(|m| m.sha256 == sha)
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Folders searched for catalogue model files: `--models-dir`, `$FACEBIAS_MODELS`, `../shared/models`, `shared/models`.
+pub fn model_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = explicit {
+        dirs.push(d.to_path_buf());
+    }
+    if let Some(d) = std::env::var_os("FACEBIAS_MODELS") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("../shared/models"));
+    dirs.push(PathBuf::from("shared/models"));
+    dirs
+}
+
+/// Resolves `--model` (a catalogue name or a path) to a file path and, when known, its spec.
+/// Unknown files get `None` and must be described with explicit flags or `--spec`.
+pub fn resolve(
+    model: &str,
+    models_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<ModelSpec>), String> {
+    if let Some(spec) = by_name(model) {
+        let dirs = model_dirs(models_dir);
+        let found = dirs
+            .iter()
+            .map(|d| d.join(&spec.file))
+            .find(|p| p.is_file());
+        return match found {
+            Some(p) => Ok((p, Some(spec))),
+            None => Err(format!(
+                "catalogue model `{model}` needs the file {} in one of: {}; pass --models-dir or the file's path",
+                spec.file,
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            )),
+        };
+    }
+    let path = PathBuf::from(model);
+    if !path.is_file() {
+        let names: Vec<String> = catalogue().into_iter().map(|m| m.name).collect();
+        return Err(format!(
+            "--model `{model}` is neither an existing .onnx file nor a catalogue name ({})",
+            names.join(", ")
+        ));
+    }
+    let sha =
+        sha256_file(&path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
+    Ok((path, by_sha256(&sha)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_parses_and_holds_the_shared_models() {
+        let cat = catalogue();
+        assert_eq!(cat.len(), 3);
+        let mfn = by_name("mobilefacenet").unwrap();
+        assert_eq!((mfn.size, mfn.dim, mfn.color), (112, 128, ColorOrder::Rgb));
+        assert!((mfn.pixel_scale - 1.0 / 255.0).abs() < 1e-9);
+        assert_eq!(by_sha256(&mfn.sha256).unwrap().name, "mobilefacenet");
+    }
+
+    #[test]
+    fn fingerprint_changes_with_preprocessing() {
+        let a = by_name("mobilefacenet").unwrap();
+        let mut b = a.clone();
+        b.color = ColorOrder::Bgr;
+        assert_ne!(a.preprocessing_fingerprint(), b.preprocessing_fingerprint());
+        assert_eq!(
+            a.preprocessing_fingerprint(),
+            a.clone().preprocessing_fingerprint()
+        );
+    }
+
+    #[test]
+    fn unknown_model_names_the_catalogue() {
+        let err = resolve("no-such-model", None).unwrap_err();
+        assert!(err.contains("mobilefacenet"), "{err}");
+    }
+}

@@ -1,0 +1,927 @@
+//! The pipeline behind each command: validates the arguments into configurations (failing fast, before
+//! any long computation), then runs the stages in order: manifest → embed → compare → metrics → report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use crate::cli::{BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, ModelArgs, RunArgs};
+use crate::compare::{self, ScoreHistogram, BINS};
+use crate::embed::cache::{self, EmbeddingCache};
+use crate::embed::extract::{self, ExtractConfig, ExtractOutput, ExtractTimings, SampleStatus};
+use crate::embed::spec::{self, ModelSpec, Template};
+use crate::embed::{declared_shape, inspect};
+use crate::manifest::{self, Manifest};
+use crate::metrics::groups::{groupings, Partition};
+use crate::metrics::{self, Comparisons, Threshold};
+use crate::preprocess::detect::DetectorConfig;
+use crate::report::{self, charts, Staging};
+use crate::runtime::{self, Runtime};
+
+/// The model, detector and spec a run uses.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// Embedding model file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: String,
+    /// The spec used (catalogue entry with any overrides).
+    pub spec: ModelSpec,
+    /// Detector file.
+    pub detector: PathBuf,
+    /// Detector sha256.
+    pub detector_sha256: String,
+}
+
+/// Resolves `--model` and the spec flags into a model + spec; an unknown model without a spec is an error
+/// that says which flags to give.
+pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
+    let (path, catalogue_spec) =
+        spec::resolve(&args.model, args.models_dir.as_deref()).map_err(|e| anyhow!(e))?;
+    let sha256 = spec::sha256_file(&path)
+        .with_context(|| format!("cannot read model {}", path.display()))?;
+    let mut s = match (&args.spec, catalogue_spec) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --spec {}", file.display()))?;
+            toml::from_str::<ModelSpec>(&text).map_err(|e| {
+                anyhow!(
+                    "--spec {}: {e}; the fields are those of a models/models.toml entry",
+                    file.display()
+                )
+            })?
+        }
+        (None, Some(s)) => s,
+        (None, None) => {
+            let overrides = args.input_name.is_some()
+                && args.output_name.is_some()
+                && args.input_size.is_some()
+                && args.layout.is_some()
+                && args.color.is_some()
+                && args.pixel_scale.is_some()
+                && args.mean.is_some()
+                && args.std.is_some();
+            if !overrides {
+                bail!(
+                    "model {} (sha256 {sha256}) is not in the catalogue; describe its preprocessing with --spec FILE.toml, \
+                     or all of --input-name --output-name --input-size --layout --color --pixel-scale --mean --std \
+                     (and --template; `facebias inspect {}` shows its inputs and outputs)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            ModelSpec {
+                name: "custom".into(),
+                role: "embedding".into(),
+                file: path.display().to_string(),
+                sha256: sha256.clone(),
+                bytes: 0,
+                input: String::new(),
+                output: String::new(),
+                size: 0,
+                layout: crate::preprocess::tensor::Layout::Nchw,
+                color: crate::preprocess::tensor::ColorOrder::Rgb,
+                pixel_scale: 1.0,
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                template: Template::Arcface112,
+                dim: 0,
+                license: "unknown".into(),
+                source: "user-supplied".into(),
+            }
+        }
+    };
+    if s.role != "embedding" {
+        bail!(
+            "--model {} is a {} in the catalogue, not an embedding model",
+            args.model,
+            s.role
+        );
+    }
+    if let Some(v) = &args.input_name {
+        s.input = v.clone();
+    }
+    if let Some(v) = &args.output_name {
+        s.output = v.clone();
+    }
+    if let Some(v) = args.input_size {
+        s.size = v;
+    }
+    if let Some(v) = args.layout {
+        s.layout = v;
+    }
+    if let Some(v) = args.color {
+        s.color = v;
+    }
+    if let Some(v) = args.pixel_scale {
+        s.pixel_scale = v;
+    }
+    if let Some(v) = &args.mean {
+        s.mean = [v[0], v[1], v[2]];
+    }
+    if let Some(v) = &args.std {
+        if v.iter().any(|&x| x == 0.0) {
+            bail!("--std must not contain 0 (got {v:?})");
+        }
+        s.std = [v[0], v[1], v[2]];
+    }
+    if let Some(v) = args.template {
+        s.template = v;
+    }
+    if s.size == 0 {
+        bail!("the model spec has no input size; give --input-size");
+    }
+    let detector = match &args.detector {
+        Some(p) if p.is_file() => p.clone(),
+        Some(p) => bail!("--detector {} does not exist", p.display()),
+        None => {
+            spec::resolve("yunet-dynamic", args.models_dir.as_deref())
+                .map_err(|e| anyhow!(e))?
+                .0
+        }
+    };
+    let detector_sha256 = spec::sha256_file(&detector)
+        .with_context(|| format!("cannot read detector {}", detector.display()))?;
+    Ok(ResolvedModel {
+        path,
+        sha256,
+        spec: s,
+        detector,
+        detector_sha256,
+    })
+}
+
+fn threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+    .max(1)
+}
+
+fn extract_config(
+    m: &ResolvedModel,
+    model_args: &ModelArgs,
+    threads: usize,
+    batch_size: usize,
+    keep_tensors: bool,
+    progress: bool,
+) -> ExtractConfig {
+    ExtractConfig {
+        model: m.path.clone(),
+        spec: m.spec.clone(),
+        detector: m.detector.clone(),
+        detector_config: DetectorConfig {
+            select: model_args.face_select,
+            side: model_args.detect_size,
+            max_upscale: model_args.detect_max_upscale,
+            ..DetectorConfig::default()
+        },
+        threads,
+        batch_size,
+        keep_tensors,
+        progress,
+    }
+}
+
+fn open_cache(
+    rt: &Runtime,
+    m: &ResolvedModel,
+    cfg: &ExtractConfig,
+    exec: &ExecArgs,
+) -> Result<EmbeddingCache> {
+    if exec.no_cache {
+        return Ok(EmbeddingCache::disabled());
+    }
+    let dim = extract::probe_dim(rt, cfg).map_err(|e| anyhow!(e))?;
+    let key = format!(
+        "{}-{}-{}-{:?}",
+        &m.sha256[..16],
+        &m.detector_sha256[..16],
+        m.spec.preprocessing_fingerprint(),
+        cfg.detector_config.select
+    )
+    .to_lowercase();
+    let dir = exec.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    EmbeddingCache::open(&dir, &key, dim).map_err(|e| anyhow!(e))
+}
+
+/// Everything `run` computed, for the summary printed at the end.
+pub struct RunOutcome {
+    /// The report folder.
+    pub out: PathBuf,
+    /// Global thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Images, enrolled.
+    pub images: usize,
+    /// Images with an embedding.
+    pub enrolled: usize,
+    /// Per-group rates.
+    pub rates: Vec<metrics::GroupRate>,
+    /// Differentials.
+    pub differentials: Vec<metrics::Differential>,
+}
+
+#[derive(Serialize)]
+struct ToolRecord {
+    name: &'static str,
+    version: &'static str,
+    git_revision: &'static str,
+}
+
+#[derive(Serialize)]
+struct ModelRecord {
+    path: String,
+    sha256: String,
+    spec: ModelSpec,
+}
+
+#[derive(Serialize)]
+struct DetectorRecord {
+    path: String,
+    sha256: String,
+    config: DetectorConfig,
+}
+
+#[derive(Serialize)]
+struct DatasetRecord {
+    manifest: String,
+    manifest_sha256: String,
+    images: usize,
+    subjects: usize,
+    attributes: Vec<String>,
+    warnings: Vec<manifest::Warning>,
+}
+
+#[derive(Serialize)]
+struct RuntimeRecord {
+    onnxruntime_version: String,
+    library: String,
+    execution_provider: &'static str,
+    workers: usize,
+    intra_op_threads_per_worker: usize,
+    batch_size: usize,
+}
+
+#[derive(Serialize)]
+struct CompareRecord {
+    kernel: &'static str,
+    bins: usize,
+    score: &'static str,
+    mated_comparisons_scored: usize,
+    nonmated_comparisons_scored: u64,
+}
+
+#[derive(Serialize)]
+struct ExecutionRecord {
+    timings_s: BTreeMap<&'static str, f64>,
+    extract: ExtractTimings,
+    cache_file: Option<String>,
+    cache_hits: usize,
+}
+
+#[derive(Serialize)]
+struct RunRecord {
+    schema_version: u32,
+    tool: ToolRecord,
+    model: ModelRecord,
+    detector: DetectorRecord,
+    dataset: DatasetRecord,
+    runtime: RuntimeRecord,
+    compare: CompareRecord,
+    seed: u64,
+    seed_note: &'static str,
+    target_fmrs: Vec<f64>,
+    thresholds: Vec<Threshold>,
+    calibration_population: &'static str,
+    skipped: BTreeMap<&'static str, usize>,
+    files: Vec<&'static str>,
+    /// Run-dependent (timings, cache use); everything else is identical for identical inputs.
+    execution: ExecutionRecord,
+}
+
+/// Maps subject ids to dense integers in sorted order.
+fn subject_ids(m: &Manifest) -> Vec<u32> {
+    let mut names: Vec<&str> = m.samples.iter().map(|s| s.subject.as_str()).collect();
+    names.sort();
+    names.dedup();
+    m.samples
+        .iter()
+        .map(|s| names.binary_search(&s.subject.as_str()).unwrap_or(0) as u32)
+        .collect()
+}
+
+/// `facebias run`.
+pub fn run(args: &RunArgs) -> Result<RunOutcome> {
+    let t_total = Instant::now();
+    // Fail fast: runtime, font, output folder, manifest, model — before any long computation.
+    let rt = runtime::load(args.model.ort_lib.as_deref())?;
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    let staging = Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
+    let manifest = manifest::load(&args.dataset, args.attributes.as_deref(), true)?;
+    for w in &manifest.warnings {
+        eprintln!("warning: {}", w.message);
+    }
+    let model = resolve_model(&args.model)?;
+    let partition =
+        Partition::new(&manifest.attributes, &manifest.samples).map_err(|e| anyhow!(e))?;
+    if let Some(targets) = &args.target_fmr {
+        if let Some(bad) = targets.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
+            bail!("--target-fmr {bad} is not a rate in (0, 1)");
+        }
+    }
+    let workers = threads(args.exec.threads);
+    let cfg = extract_config(
+        &model,
+        &args.model,
+        workers,
+        args.exec.batch_size,
+        false,
+        !args.exec.quiet,
+    );
+    let mut cache = open_cache(rt, &model, &cfg, &args.exec)?;
+
+    // Embed.
+    let ex = extract::extract(rt, &manifest.samples, &cfg, &mut cache).map_err(|e| anyhow!(e))?;
+    let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for r in &ex.results {
+        if r.status != SampleStatus::Ok {
+            *skipped.entry(r.status.as_str()).or_default() += 1;
+        }
+    }
+    for (reason, n) in &skipped {
+        eprintln!(
+            "note: {n} of {} images are failures to enrol ({reason}); see samples.csv",
+            manifest.samples.len()
+        );
+    }
+    let (emb, rows) = embedding_matrix(&ex);
+    let enrolled_idx: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|_| i))
+        .collect();
+    if enrolled_idx.len() < 2 {
+        bail!(
+            "only {} of {} images could be enrolled; nothing to compare (see the notes above)",
+            enrolled_idx.len(),
+            manifest.samples.len()
+        );
+    }
+
+    // Compare.
+    let t_compare = Instant::now();
+    let subjects = subject_ids(&manifest);
+    let e_combo: Vec<u16> = enrolled_idx
+        .iter()
+        .map(|&i| partition.combo_of[i])
+        .collect();
+    let e_subject: Vec<u32> = enrolled_idx.iter().map(|&i| subjects[i]).collect();
+    let combos = partition.combos.len();
+    let mated = compare::mated_scores(&emb, ex.dim, &e_subject);
+    let nonmated = compare::nonmated_histograms(&emb, ex.dim, &e_combo, &e_subject, combos);
+    let mut mated_hist = vec![ScoreHistogram::default(); combos];
+    for m in &mated {
+        mated_hist[e_combo[m.a] as usize].counts[compare::bin_of(m.score)] += 1;
+    }
+    let nonmated_scored: u64 = nonmated.cells.iter().map(|c| c.total()).sum();
+    let compare_s = t_compare.elapsed().as_secs_f64();
+
+    // Metrics.
+    let t_metrics = Instant::now();
+    let enrolled: Vec<bool> = rows.iter().map(Option::is_some).collect();
+    let comparisons = Comparisons::new(
+        combos,
+        &partition.combo_of,
+        &subjects,
+        &enrolled,
+        nonmated,
+        mated_hist,
+    );
+    let total_nonmated: u64 = comparisons.nonmated_total.iter().sum();
+    let targets = args
+        .target_fmr
+        .clone()
+        .unwrap_or_else(|| metrics::default_targets(total_nonmated));
+    let thresholds = metrics::global_thresholds(&comparisons, &targets);
+    let gs = groupings(&partition);
+    let mut rates = Vec::new();
+    let mut cross = Vec::new();
+    let mut diffs = Vec::new();
+    let mut dets = Vec::new();
+    for g in &gs {
+        let curves = metrics::group_curves(&comparisons, g);
+        let mut per_threshold = Vec::new();
+        for t in &thresholds {
+            let r = metrics::group_rates(g, &curves, t);
+            diffs.extend(metrics::summarize(g, &r, t));
+            per_threshold.push(r.clone());
+            rates.extend(r);
+        }
+        cross.extend(metrics::cross_rates(&comparisons, g, &thresholds));
+        dets.push((g.clone(), curves, per_threshold));
+    }
+    let metrics_s = t_metrics.elapsed().as_secs_f64();
+
+    // Report.
+    let t_report = Instant::now();
+    let dataset_name = args
+        .dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let write = |name: &str, bytes: Result<Vec<u8>, String>| -> Result<()> {
+        staging
+            .write(name, &bytes.map_err(|e| anyhow!(e))?)
+            .map_err(|e| anyhow!(e))
+    };
+    write(
+        "samples.csv",
+        report::samples_csv(&manifest, &ex.results, &rows),
+    )?;
+    write(
+        "embeddings.npy",
+        Ok(report::npy_f32(&emb, enrolled_idx.len(), ex.dim)),
+    )?;
+    write("groups.csv", report::groups_csv(&rates))?;
+    write("cross_fmr.csv", report::cross_csv(&cross))?;
+    write("differentials.csv", report::differentials_csv(&diffs))?;
+    let chart_t = chart_threshold(&thresholds);
+    for (g, curves, per_t) in &dets {
+        let stem = sanitize(&g.name);
+        let det = charts::DetChart {
+            title: format!(
+                "DET by {} — {} on {}",
+                g.name, model.spec.name, dataset_name
+            ),
+            series: g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, label)| charts::DetSeries {
+                    group: label.clone(),
+                    curve: metrics::det_points(&curves[i])
+                        .into_iter()
+                        .map(|(_, f, n)| (f, n))
+                        .collect(),
+                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
+                })
+                .collect(),
+            thresholds: thresholds
+                .iter()
+                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
+                .collect(),
+        };
+        charts::render_det(&staging.dir().join(format!("det_{stem}")), &det)
+            .map_err(|e| anyhow!(e))?;
+        if let Some(t) = chart_t {
+            let k = g.groups.len();
+            let mut cells = vec![vec![(0u64, 0u64); k]; k];
+            for c in cross
+                .iter()
+                .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
+            {
+                let a = g.groups.iter().position(|x| *x == c.group_a).unwrap_or(0);
+                let b = g.groups.iter().position(|x| *x == c.group_b).unwrap_or(0);
+                cells[a][b] = (c.false_matches, c.comparisons);
+            }
+            let heat = charts::Heatmap {
+                title: format!(
+                    "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {} on {}",
+                    g.name, t.tau, t.target_fmr, model.spec.name, dataset_name
+                ),
+                groups: g.groups.clone(),
+                cells,
+                target_fmr: t.target_fmr,
+            };
+            charts::render_heatmap(&staging.dir().join(format!("heatmap_{stem}")), &heat)
+                .map_err(|e| anyhow!(e))?;
+        }
+    }
+    let report_s = t_report.elapsed().as_secs_f64();
+    let manifest_sha256 = spec::sha256_file(&manifest.file)
+        .with_context(|| format!("cannot read {}", manifest.file.display()))?;
+    let mut timings_s = BTreeMap::new();
+    timings_s.insert("extract", ex.timings.wall_s);
+    timings_s.insert("compare", compare_s);
+    timings_s.insert("metrics", metrics_s);
+    timings_s.insert("report", report_s);
+    timings_s.insert("total", t_total.elapsed().as_secs_f64());
+    let record = RunRecord {
+        schema_version: report::SCHEMA_VERSION,
+        tool: ToolRecord { name: "facebias", version: env!("CARGO_PKG_VERSION"), git_revision: env!("FACEBIAS_GIT_REVISION") },
+        model: ModelRecord { path: model.path.display().to_string(), sha256: model.sha256.clone(), spec: model.spec.clone() },
+        detector: DetectorRecord { path: model.detector.display().to_string(), sha256: model.detector_sha256.clone(), config: cfg.detector_config },
+        dataset: DatasetRecord {
+            manifest: manifest.file.display().to_string(),
+            manifest_sha256,
+            images: manifest.samples.len(),
+            subjects: manifest.subject_count(),
+            attributes: manifest.attributes.clone(),
+            warnings: manifest.warnings.clone(),
+        },
+        runtime: RuntimeRecord {
+            onnxruntime_version: rt.version.clone(),
+            library: rt.library.display().to_string(),
+            execution_provider: "CPUExecutionProvider",
+            workers,
+            intra_op_threads_per_worker: 1,
+            batch_size: args.exec.batch_size,
+        },
+        compare: CompareRecord {
+            kernel: "scalar-reference",
+            bins: BINS,
+            score: "cosine similarity of L2-normalised embeddings; a pair matches when score >= threshold",
+            mated_comparisons_scored: mated.len(),
+            nonmated_comparisons_scored: nonmated_scored,
+        },
+        seed: 0,
+        seed_note: "no random sampling in this run; the seed is recorded for the resampling stages",
+        target_fmrs: targets.clone(),
+        thresholds: thresholds.clone(),
+        calibration_population: "all non-mated comparisons of the dataset",
+        skipped: skipped.clone(),
+        files: vec!["samples.csv", "embeddings.npy", "groups.csv", "cross_fmr.csv", "differentials.csv", "det_*.png/svg", "heatmap_*.png/svg"],
+        execution: ExecutionRecord {
+            timings_s,
+            extract: ex.timings.clone(),
+            cache_file: cache.path().map(|p| p.display().to_string()),
+            cache_hits: ex.cache_hits,
+        },
+    };
+    let json = serde_json::to_vec_pretty(&record).context("cannot serialise run.json")?;
+    staging.write("run.json", &json).map_err(|e| anyhow!(e))?;
+    let out = staging.commit().map_err(|e| anyhow!(e))?;
+    Ok(RunOutcome {
+        out,
+        thresholds,
+        images: manifest.samples.len(),
+        enrolled: enrolled_idx.len(),
+        rates,
+        differentials: diffs,
+    })
+}
+
+/// The threshold the heatmaps use: target 1e-3, else the lowest target supported by the data.
+pub fn chart_threshold(thresholds: &[Threshold]) -> Option<&Threshold> {
+    thresholds
+        .iter()
+        .find(|t| (t.target_fmr - 1e-3).abs() < 1e-12)
+        .or_else(|| {
+            thresholds
+                .iter()
+                .filter(|t| t.supported)
+                .min_by(|a, b| a.target_fmr.total_cmp(&b.target_fmr))
+        })
+        .or(thresholds.first())
+}
+
+fn sanitize(name: &str) -> String {
+    name.replace('×', "_x_")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Packs the embeddings of enrolled samples into one row-major matrix; `rows[i]` is sample `i`'s row.
+pub fn embedding_matrix(ex: &ExtractOutput) -> (Vec<f32>, Vec<Option<usize>>) {
+    let mut emb = Vec::new();
+    let mut rows = Vec::with_capacity(ex.results.len());
+    let mut next = 0;
+    for r in &ex.results {
+        match &r.embedding {
+            Some(v) if r.status == SampleStatus::Ok => {
+                emb.extend_from_slice(v);
+                rows.push(Some(next));
+                next += 1;
+            }
+            _ => rows.push(None),
+        }
+    }
+    (emb, rows)
+}
+
+/// Prints the end-of-run summary.
+pub fn print_run_summary(o: &RunOutcome) {
+    println!("report: {}", o.out.display());
+    println!(
+        "images: {} ({} enrolled, {} failures to enrol)",
+        o.images,
+        o.enrolled,
+        o.images - o.enrolled
+    );
+    for t in &o.thresholds {
+        println!(
+            "target FMR {:.0e}: τ = {:.5}, {} false matches / {} non-mated comparisons (FMR {:.3e}){}",
+            t.target_fmr,
+            t.tau,
+            t.false_matches,
+            t.comparisons,
+            t.fmr,
+            if t.supported { "" } else { " — too few comparisons for this target" }
+        );
+    }
+    if let Some(t) = chart_threshold(&o.thresholds) {
+        for d in o
+            .differentials
+            .iter()
+            .filter(|d| d.target_fmr == t.target_fmr && d.metric == "max_min" && !d.value.is_nan())
+        {
+            let rel = if d.bound == metrics::Bound::LowerBound {
+                "≥ "
+            } else {
+                ""
+            };
+            println!(
+                "{} {} max/min at FMR {:.0e}: {rel}{:.2} ({})",
+                d.attribute, d.rate, t.target_fmr, d.value, d.note
+            );
+        }
+    }
+}
+
+/// `facebias demo`.
+pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
+    if !args.dataset.exists() {
+        bail!("the demo dataset {} is missing; it ships in ../shared/datasets beside the project (or pass --dataset)", args.dataset.display());
+    }
+    let run_args = RunArgs {
+        dataset: args.dataset.clone(),
+        out: args.out.clone(),
+        target_fmr: None,
+        attributes: None,
+        model: ModelArgs {
+            model: "mobilefacenet".into(),
+            models_dir: args.models_dir.clone(),
+            detector: None,
+            ort_lib: args.ort_lib.clone(),
+            spec: None,
+            input_name: None,
+            output_name: None,
+            input_size: None,
+            layout: None,
+            color: None,
+            pixel_scale: None,
+            mean: None,
+            std: None,
+            template: None,
+            face_select: crate::preprocess::detect::FaceSelect::Center,
+            detect_size: 640,
+            detect_max_upscale: 2.5,
+        },
+        exec: args.exec.clone(),
+    };
+    run(&run_args)
+}
+
+/// `facebias embed`.
+pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
+    let rt = runtime::load(args.model.ort_lib.as_deref())?;
+    let staging = Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
+    let manifest = manifest::load(&args.dataset, None, true)?;
+    let model = resolve_model(&args.model)?;
+    let cfg = extract_config(
+        &model,
+        &args.model,
+        threads(args.exec.threads),
+        args.exec.batch_size,
+        args.dump_tensors,
+        !args.exec.quiet,
+    );
+    let mut cache = if args.dump_tensors {
+        EmbeddingCache::disabled()
+    } else {
+        open_cache(rt, &model, &cfg, &args.exec)?
+    };
+    let ex = extract::extract(rt, &manifest.samples, &cfg, &mut cache).map_err(|e| anyhow!(e))?;
+    let (emb, rows) = embedding_matrix(&ex);
+    let n = rows.iter().flatten().count();
+    staging
+        .write(
+            "samples.csv",
+            &report::samples_csv(&manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?,
+        )
+        .map_err(|e| anyhow!(e))?;
+    staging
+        .write("embeddings.npy", &report::npy_f32(&emb, n, ex.dim))
+        .map_err(|e| anyhow!(e))?;
+    if args.dump_tensors {
+        let tensors: Vec<f32> = ex
+            .results
+            .iter()
+            .filter(|r| r.status == SampleStatus::Ok)
+            .flat_map(|r| r.tensor.clone().unwrap_or_default())
+            .collect();
+        let per = tensors.len() / n.max(1);
+        staging
+            .write("tensors.npy", &report::npy_f32(&tensors, n, per))
+            .map_err(|e| anyhow!(e))?;
+    }
+    let record = serde_json::json!({
+        "schema_version": report::SCHEMA_VERSION,
+        "model": {"path": model.path.display().to_string(), "sha256": model.sha256, "spec": model.spec},
+        "detector": {"path": model.detector.display().to_string(), "sha256": model.detector_sha256},
+        "images": manifest.samples.len(),
+        "enrolled": n,
+        "onnxruntime_version": rt.version,
+    });
+    staging
+        .write("run.json", &serde_json::to_vec_pretty(&record)?)
+        .map_err(|e| anyhow!(e))?;
+    let out = staging.commit().map_err(|e| anyhow!(e))?;
+    println!(
+        "embedded {n} of {} images into {}",
+        manifest.samples.len(),
+        out.display()
+    );
+    Ok(out)
+}
+
+/// `facebias inspect`.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let (path, _) =
+        spec::resolve(&args.model, args.models_dir.as_deref()).map_err(|e| anyhow!(e))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let header = inspect::parse_header(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let sha = spec::hex(&sha2::Digest::finalize(
+        <sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes),
+    ));
+    let matched = spec::by_sha256(&sha);
+    let rt = runtime::load(args.ort_lib.as_deref())?;
+    let session = runtime::open_session(rt, &path, 1).map_err(|e| anyhow!(e))?;
+    let describe = |o: &ort::value::Outlet| {
+        let (dtype, shape) = match o.dtype() {
+            ort::value::ValueType::Tensor {
+                ty,
+                dimension_symbols,
+                ..
+            } => {
+                let shape: Vec<String> = declared_shape(o.dtype())
+                    .unwrap_or_default()
+                    .iter()
+                    .zip(dimension_symbols.iter())
+                    .map(|(d, sym)| {
+                        d.map(|v| v.to_string()).unwrap_or_else(|| {
+                            if sym.is_empty() {
+                                "?".into()
+                            } else {
+                                sym.to_string()
+                            }
+                        })
+                    })
+                    .collect();
+                (format!("{ty}"), shape)
+            }
+            other => (format!("{other:?}"), Vec::new()),
+        };
+        serde_json::json!({"name": o.name(), "dtype": dtype, "shape": shape})
+    };
+    let inputs: Vec<_> = session.inputs().iter().map(describe).collect();
+    let outputs: Vec<_> = session.outputs().iter().map(describe).collect();
+    let info = serde_json::json!({
+        "path": path.display().to_string(),
+        "bytes": bytes.len(),
+        "sha256": sha,
+        "ir_version": header.ir_version,
+        "opsets": header.opsets.iter().map(|(d, v)| serde_json::json!({"domain": d, "version": v})).collect::<Vec<_>>(),
+        "producer": format!("{} {}", header.producer_name, header.producer_version).trim().to_string(),
+        "inputs": inputs,
+        "outputs": outputs,
+        "catalogue_match": matched.as_ref().map(|m| m.name.clone()),
+        "spec": matched,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!("model:     {}", path.display());
+    println!("size:      {} bytes", bytes.len());
+    println!("sha256:    {sha}");
+    println!("ir:        {}", header.ir_version);
+    println!(
+        "opsets:    {}",
+        header
+            .opsets
+            .iter()
+            .map(|(d, v)| format!("{d} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("producer:  {}", info["producer"].as_str().unwrap_or(""));
+    for (kind, list) in [("input", &inputs), ("output", &outputs)] {
+        for io in list {
+            let shape: Vec<String> = io["shape"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().unwrap_or("?").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "{kind:<10} {} {} [{}]",
+                io["name"].as_str().unwrap_or(""),
+                io["dtype"].as_str().unwrap_or(""),
+                shape.join(", ")
+            );
+        }
+    }
+    match matched {
+        Some(m) => println!(
+            "catalogue: {} ({}; {} {}x{} {:?} {:?}, pixel_scale {}, mean {:?}, std {:?}, template {:?})",
+            m.name, m.role, m.input, m.size, m.size, m.layout, m.color, m.pixel_scale, m.mean, m.std, m.template
+        ),
+        None => println!("catalogue: no entry has this sha256; run it with --spec FILE.toml or the preprocessing flags (see `facebias run --help`)"),
+    }
+    Ok(())
+}
+
+/// Result of `facebias bench`.
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    /// Images per repetition.
+    pub images: usize,
+    /// Parallel workers.
+    pub threads: usize,
+    /// Seconds per repetition.
+    pub seconds: Vec<f64>,
+    /// Median seconds.
+    pub median_seconds: f64,
+    /// Images per second at the median.
+    pub images_per_second: f64,
+    /// Summed stage times of the median repetition.
+    pub stages: ExtractTimings,
+    /// Failures to enrol in the run.
+    pub failures: usize,
+}
+
+/// `facebias bench`: decode + detect + align + embed throughput, cache disabled.
+pub fn bench(args: &BenchArgs) -> Result<BenchResult> {
+    let rt = runtime::load(args.model.ort_lib.as_deref())?;
+    let mut manifest = manifest::load(&args.dataset, None, true)?;
+    manifest.samples.truncate(args.images.max(1));
+    let model = resolve_model(&args.model)?;
+    let workers = threads(args.threads);
+    let cfg = extract_config(&model, &args.model, workers, 32, false, false);
+    let mut runs = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        let mut cache = EmbeddingCache::disabled();
+        let ex =
+            extract::extract(rt, &manifest.samples, &cfg, &mut cache).map_err(|e| anyhow!(e))?;
+        let failures = ex
+            .results
+            .iter()
+            .filter(|r| r.status != SampleStatus::Ok)
+            .count();
+        runs.push((ex.timings.wall_s, ex.timings, failures));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let seconds: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let (median, stages, failures) = runs[runs.len() / 2].clone();
+    let n = manifest.samples.len();
+    Ok(BenchResult {
+        images: n,
+        threads: workers,
+        seconds,
+        median_seconds: median,
+        images_per_second: n as f64 / median,
+        stages,
+        failures,
+    })
+}
+
+/// Prints a bench result as text.
+pub fn print_bench(b: &BenchResult) {
+    println!(
+        "pipeline throughput (decode + detect + align + embed), {} images, {} workers",
+        b.images, b.threads
+    );
+    println!(
+        "  runs (s): {}",
+        b.seconds
+            .iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  median:   {:.3} s = {:.1} images/s",
+        b.median_seconds, b.images_per_second
+    );
+    let s = &b.stages;
+    println!(
+        "  stage time summed over workers (s): read {:.2}, decode {:.2}, detect {:.2}, align {:.2}, embed {:.2}",
+        s.read_s, s.decode_s, s.detect_s, s.align_s, s.embed_s
+    );
+    println!("  failures to enrol: {}", b.failures);
+}

@@ -1,0 +1,236 @@
+//! Report: exporters from results to files. Each exporter is a pure function from plain result data
+//! to bytes (so it can be snapshot-tested); [`write_all`] writes them into a fresh folder.
+//!
+//! Files: `samples.csv`, `embeddings.npy`, `groups.csv`, `cross_fmr.csv`, `differentials.csv`,
+//! `run.json`, and the charts of [`charts`].
+
+pub mod charts;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::embed::extract::SampleResult;
+use crate::manifest::Manifest;
+use crate::metrics::{CrossRate, Differential, GroupRate};
+
+/// Schema version of the report files; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `embeddings.npy` bytes: NumPy format 1.0, little-endian float32, C order, shape `[rows, dim]`.
+pub fn npy_f32(data: &[f32], rows: usize, dim: usize) -> Vec<u8> {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    // magic (6) + version (2) + header length (2) + header + padding + '\n' ≡ 0 (mod 64)
+    let unpadded = 10 + header.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    data.iter()
+        .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+    out
+}
+
+/// Reads a float32 `[rows, dim]` array written by [`npy_f32`].
+pub fn read_npy_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file".into());
+    }
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).map_err(|e| e.to_string())?;
+    if !header.contains("'<f4'") {
+        return Err(format!("expected float32 (<f4), header: {header}"));
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or("no shape")?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let (rows, dim) = match dims[..] {
+        [r, d] => (r, d),
+        _ => return Err(format!("expected a 2-d array, shape ({shape})")),
+    };
+    let data: Vec<f32> = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if data.len() != rows * dim {
+        return Err(format!("{} values for shape ({rows}, {dim})", data.len()));
+    }
+    Ok((data, rows, dim))
+}
+
+/// `samples.csv`: one row per manifest row with its status and its row in `embeddings.npy`.
+pub fn samples_csv(
+    manifest: &Manifest,
+    results: &[SampleResult],
+    embedding_row: &[Option<usize>],
+) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["path".to_string(), "subject".to_string()];
+    header.extend(manifest.attributes.iter().cloned());
+    header.extend(["status", "detail", "embedding_row", "face_score"].map(String::from));
+    w.write_record(&header).map_err(|e| e.to_string())?;
+    for ((s, r), row) in manifest.samples.iter().zip(results).zip(embedding_row) {
+        let mut rec = vec![s.rel_path.clone(), s.subject.clone()];
+        rec.extend(s.attributes.iter().cloned());
+        rec.push(r.status.as_str().to_string());
+        rec.push(r.detail.clone());
+        rec.push(row.map(|x| x.to_string()).unwrap_or_default());
+        rec.push(
+            r.face
+                .map(|f| format!("{:.4}", f.score))
+                .unwrap_or_default(),
+        );
+        w.write_record(&rec).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// A CSV of serialisable rows (header from the field names).
+pub fn rows_csv<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// `groups.csv`.
+pub fn groups_csv(rows: &[GroupRate]) -> Result<Vec<u8>, String> {
+    rows_csv(rows)
+}
+
+/// `cross_fmr.csv`.
+pub fn cross_csv(rows: &[CrossRate]) -> Result<Vec<u8>, String> {
+    rows_csv(rows)
+}
+
+/// `differentials.csv`.
+pub fn differentials_csv(rows: &[Differential]) -> Result<Vec<u8>, String> {
+    rows_csv(rows)
+}
+
+/// A report folder being written: files go to a hidden temporary sibling that replaces the target only
+/// when complete, so an interrupted run never leaves a report that looks finished.
+pub struct Staging {
+    target: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Staging {
+    /// Checks the target can be written and creates the temporary folder. An existing target must be
+    /// empty or an earlier facebias report (it holds `run.json`); anything else is refused.
+    pub fn begin(target: &Path) -> Result<Staging, String> {
+        if target.exists() {
+            let is_dir = target.is_dir();
+            let empty = is_dir
+                && std::fs::read_dir(target)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+            if !is_dir || !(empty || target.join("run.json").is_file()) {
+                return Err(format!(
+                    "--out {} exists and is not a facebias report folder (no run.json); choose another --out or remove it",
+                    target.display()
+                ));
+            }
+        }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "report".into());
+        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        Ok(Staging {
+            target: target.to_path_buf(),
+            tmp,
+        })
+    }
+
+    /// The temporary folder files are written to.
+    pub fn dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Writes one file into the staging folder.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let p = self.tmp.join(name);
+        std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    }
+
+    /// Moves the finished report into place.
+    pub fn commit(self) -> Result<PathBuf, String> {
+        if self.target.exists() {
+            std::fs::remove_dir_all(&self.target)
+                .map_err(|e| format!("cannot replace {}: {e}", self.target.display()))?;
+        }
+        std::fs::rename(&self.tmp, &self.target)
+            .map_err(|e| format!("cannot move report into {}: {e}", self.target.display()))?;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // On failure (commit not reached) the partial folder is removed.
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned_and_round_trips() {
+        let bytes = npy_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3);
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(bytes[10 + hlen - 1], b'\n');
+        let (data, r, d) = read_npy_f32(&bytes).unwrap();
+        assert_eq!((r, d), (2, 3));
+        assert_eq!(data[5], 6.0);
+    }
+
+    #[test]
+    fn staging_refuses_foreign_folders_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("thesis.tex"), "x").unwrap();
+        assert!(Staging::begin(&foreign)
+            .unwrap_err()
+            .contains("not a facebias report"));
+        let out = dir.path().join("out");
+        let tmp;
+        {
+            let s = Staging::begin(&out).unwrap();
+            s.write("a.csv", b"x").unwrap();
+            tmp = s.dir().to_path_buf();
+        }
+        assert!(
+            !tmp.exists() && !out.exists(),
+            "a dropped staging leaves nothing"
+        );
+        let s = Staging::begin(&out).unwrap();
+        s.write("run.json", b"{}").unwrap();
+        s.commit().unwrap();
+        assert!(out.join("run.json").is_file());
+        // A finished report may be replaced.
+        assert!(Staging::begin(&out).is_ok());
+    }
+}

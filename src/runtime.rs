@@ -1,0 +1,187 @@
+//! Locating and loading the ONNX Runtime shared library (`ort` with `load-dynamic`).
+//!
+//! Search order: the `--ort-lib` flag, the `ORT_DYLIB_PATH` environment variable, then the
+//! `onnxruntime` (or `onnxruntime-gpu`) Python package found by `python3`. The library is loaded once
+//! per process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use thiserror::Error;
+
+/// The ONNX Runtime version facebias is built against (`ort` 2.0.0-rc.15 targets 1.31).
+pub const EXPECTED_ORT_VERSION: &str = "1.31.1";
+
+/// What to install when no library is found.
+pub const INSTALL_HINT: &str = "install it with `python3 -m pip install onnxruntime==1.31.1` \
+(or `onnxruntime-gpu==1.31.1` for CUDA), or point --ort-lib / ORT_DYLIB_PATH at \
+onnxruntime/capi/libonnxruntime.so.1.31.1 inside that wheel";
+
+/// Failure to find or load ONNX Runtime.
+#[derive(Debug, Error, Clone)]
+pub enum RuntimeError {
+    /// No library was found anywhere.
+    #[error("ONNX Runtime shared library not found (looked at --ort-lib, ORT_DYLIB_PATH and the python3 onnxruntime package); {INSTALL_HINT}")]
+    NotFound,
+    /// A library was named but does not exist.
+    #[error("ONNX Runtime library {path} (from {origin}) does not exist; {INSTALL_HINT}")]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+        /// Where the path came from.
+        origin: String,
+    },
+    /// The library exists but could not be loaded or initialised.
+    #[error("cannot load ONNX Runtime from {path}: {message}; {INSTALL_HINT}")]
+    Load {
+        /// The library.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+}
+
+/// A loaded ONNX Runtime.
+pub struct Runtime {
+    /// The environment sessions are built in.
+    pub env: ort::environment::Environment,
+    /// The shared library that was loaded.
+    pub library: PathBuf,
+    /// The runtime's version, read from its build info (e.g. `1.31.1`).
+    pub version: String,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, RuntimeError>> = OnceLock::new();
+
+/// Finds the library path without loading it.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
+    if let Some(p) = explicit {
+        return existing(p, "--ort-lib");
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
+        return existing(Path::new(&p), "ORT_DYLIB_PATH");
+    }
+    python_package_library().ok_or(RuntimeError::NotFound)
+}
+
+fn existing(p: &Path, origin: &str) -> Result<PathBuf, RuntimeError> {
+    if p.is_file() {
+        Ok(p.to_path_buf())
+    } else {
+        Err(RuntimeError::Missing {
+            path: p.to_path_buf(),
+            origin: origin.into(),
+        })
+    }
+}
+
+/// Asks `python3` where its onnxruntime package lives and picks `capi/libonnxruntime.so*` there.
+fn python_package_library() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.util as u, os; s = u.find_spec('onnxruntime'); print(os.path.dirname(s.origin) if s else '')",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    if dir.is_empty() {
+        return None;
+    }
+    let capi = Path::new(&dir).join("capi");
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libonnxruntime.so")
+                    || n == "libonnxruntime.dylib"
+                    || n == "onnxruntime.dll"
+            })
+        })
+        .collect();
+    libs.sort();
+    // Prefer the fully versioned name (libonnxruntime.so.1.31.1), the longest.
+    libs.into_iter().max_by_key(|p| p.as_os_str().len())
+}
+
+/// Loads ONNX Runtime (once per process) and returns it.
+pub fn load(explicit: Option<&Path>) -> Result<&'static Runtime, RuntimeError> {
+    RUNTIME
+        .get_or_init(|| {
+            let library = locate(explicit)?;
+            let load_err = |message: String| RuntimeError::Load {
+                path: library.clone(),
+                message,
+            };
+            let builder = ort::init_from(&library).map_err(|e| load_err(e.to_string()))?;
+            let env = builder
+                .with_name("facebias")
+                .build()
+                .map_err(|e| load_err(e.to_string()))?;
+            let version = parse_version(ort::info()).unwrap_or_else(|| "unknown".into());
+            Ok(Runtime {
+                env,
+                library,
+                version,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Extracts `1.31.1` from a build-info string containing `git-branch=rel-1.31.1`.
+fn parse_version(info: &str) -> Option<String> {
+    let start = info.find("rel-")? + 4;
+    let rest = &info[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_from_build_info() {
+        assert_eq!(
+            parse_version("ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc").as_deref(),
+            Some("1.31.1")
+        );
+        assert_eq!(parse_version("no branch"), None);
+    }
+
+    #[test]
+    fn missing_explicit_library_names_the_flag_and_the_fix() {
+        let err = locate(Some(Path::new("/nope/libonnxruntime.so")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--ort-lib") && err.contains("pip install onnxruntime==1.31.1"),
+            "{err}"
+        );
+    }
+}
+
+/// Opens an ONNX model as a session with `intra_threads` intra-op threads and full graph optimisation.
+/// The error message names the model file.
+pub fn open_session(
+    rt: &Runtime,
+    model: &Path,
+    intra_threads: usize,
+) -> Result<ort::session::Session, String> {
+    let fail = |e: String| format!("cannot open ONNX model {}: {e}", model.display());
+    ort::session::Session::builder(&rt.env)
+        .map_err(|e| fail(e.to_string()))?
+        .with_intra_threads(intra_threads.max(1))
+        .map_err(|e| fail(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.to_string()))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .map_err(|e| fail(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| fail(e.to_string()))
+}

@@ -123,7 +123,7 @@ pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
         s.mean = [v[0], v[1], v[2]];
     }
     if let Some(v) = &args.std {
-        if v.iter().any(|&x| x == 0.0) {
+        if v.contains(&0.0) {
             bail!("--std must not contain 0 (got {v:?})");
         }
         s.std = [v[0], v[1], v[2]];
@@ -780,7 +780,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
                         })
                     })
                     .collect();
-                (format!("{ty}"), shape)
+                (format!("{ty:?}").to_lowercase(), shape)
             }
             other => (format!("{other:?}"), Vec::new()),
         };

@@ -120,7 +120,9 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static Runtime, RuntimeError> {
                 .with_name("facebias")
                 .build()
                 .map_err(|e| load_err(e.to_string()))?;
-            let version = parse_version(ort::info()).unwrap_or_else(|| "unknown".into());
+            let version = library_version(&library)
+                .or_else(|| parse_version(ort::info()))
+                .unwrap_or_else(|| "unknown".into());
             Ok(Runtime {
                 env,
                 library,
@@ -131,6 +133,27 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static Runtime, RuntimeError> {
         .map_err(Clone::clone)
 }
 
+/// Asks the library itself (`OrtGetApiBase()->GetVersionString()`), as ONNX Runtime documents for logging.
+fn library_version(library: &Path) -> Option<String> {
+    // SAFETY: the library was already loaded successfully by `ort::init_from`; loading it again only
+    // raises its reference count, and `OrtGetApiBase` is the documented C entry point returning a
+    // static struct whose `GetVersionString` returns a static NUL-terminated string.
+    unsafe {
+        let lib = libloading::Library::new(library).ok()?;
+        let getter: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase").ok()?;
+        let base = getter();
+        if base.is_null() {
+            return None;
+        }
+        let s = ((*base).GetVersionString)();
+        if s.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned())
+    }
+}
+
 /// Extracts `1.31.1` from a build-info string containing `git-branch=rel-1.31.1`.
 fn parse_version(info: &str) -> Option<String> {
     let start = info.find("rel-")? + 4;
@@ -139,6 +162,26 @@ fn parse_version(info: &str) -> Option<String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(rest.len());
     Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+}
+
+/// Opens an ONNX model as a session with `intra_threads` intra-op threads and full graph optimisation.
+/// The error message names the model file.
+pub fn open_session(
+    rt: &Runtime,
+    model: &Path,
+    intra_threads: usize,
+) -> Result<ort::session::Session, String> {
+    let fail = |e: String| format!("cannot open ONNX model {}: {e}", model.display());
+    ort::session::Session::builder(&rt.env)
+        .map_err(|e| fail(e.to_string()))?
+        .with_intra_threads(intra_threads.max(1))
+        .map_err(|e| fail(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.to_string()))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .map_err(|e| fail(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]
@@ -164,24 +207,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// Opens an ONNX model as a session with `intra_threads` intra-op threads and full graph optimisation.
-/// The error message names the model file.
-pub fn open_session(
-    rt: &Runtime,
-    model: &Path,
-    intra_threads: usize,
-) -> Result<ort::session::Session, String> {
-    let fail = |e: String| format!("cannot open ONNX model {}: {e}", model.display());
-    ort::session::Session::builder(&rt.env)
-        .map_err(|e| fail(e.to_string()))?
-        .with_intra_threads(intra_threads.max(1))
-        .map_err(|e| fail(e.to_string()))?
-        .with_inter_threads(1)
-        .map_err(|e| fail(e.to_string()))?
-        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
-        .map_err(|e| fail(e.to_string()))?
-        .commit_from_file(model)
-        .map_err(|e| fail(e.to_string()))
 }

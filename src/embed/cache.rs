@@ -2,20 +2,24 @@
 //! by the sha256 of the image file's bytes. A rerun, or a run on another dataset sharing images, skips
 //! finished work. Failures to find a face are cached too; decode errors are not (they are cheap).
 //!
-//! File format: `FBEC1\n`, then records `[32-byte image sha256][u8 status][dim × f32 LE if status = 0]`.
-//! A truncated last record (an interrupted run) is ignored.
+//! File format: `FBEC2\n`, then records `[32-byte image sha256][u8 status]`, followed when status = 0
+//! by the face used (15 × f32 LE: box, 5 landmarks, score) and the embedding (dim × f32 LE).
+//! A truncated last record (an interrupted run) is cut off when the cache is opened.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8] = b"FBEC1\n";
+use crate::preprocess::detect::Face;
+
+const MAGIC: &[u8] = b"FBEC2\n";
+const FACE_F32: usize = 15;
 
 /// What the cache knows about one image.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cached {
-    /// The L2-normalised embedding.
-    Embedding(Vec<f32>),
+    /// The face used and the L2-normalised embedding.
+    Embedding(Face, Vec<f32>),
     /// No face was found.
     NoFace,
 }
@@ -48,49 +52,53 @@ impl EmbeddingCache {
         let file = dir.join(format!("{key}.bin"));
         let mut entries = HashMap::new();
         if let Ok(bytes) = std::fs::read(&file) {
-            let mut pos = 0;
+            let mut good = 0;
             if bytes.starts_with(MAGIC) {
-                pos = MAGIC.len();
+                let mut pos = MAGIC.len();
+                good = pos;
+                let f32_at = |p: usize| {
+                    f32::from_le_bytes([bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]])
+                };
                 while pos + 33 <= bytes.len() {
                     let mut hash = [0u8; 32];
                     hash.copy_from_slice(&bytes[pos..pos + 32]);
                     let status = bytes[pos + 32];
                     pos += 33;
                     if status == 0 {
-                        if pos + 4 * dim > bytes.len() {
+                        if pos + 4 * (FACE_F32 + dim) > bytes.len() {
                             break;
                         }
-                        let v = bytes[pos..pos + 4 * dim]
-                            .chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect();
+                        let f: Vec<f32> = (0..FACE_F32).map(|i| f32_at(pos + 4 * i)).collect();
+                        let face = Face {
+                            bbox: [f[0], f[1], f[2], f[3]],
+                            landmarks: [
+                                [f[4], f[5]],
+                                [f[6], f[7]],
+                                [f[8], f[9]],
+                                [f[10], f[11]],
+                                [f[12], f[13]],
+                            ],
+                            score: f[14],
+                        };
+                        pos += 4 * FACE_F32;
+                        let v = (0..dim).map(|i| f32_at(pos + 4 * i)).collect();
                         pos += 4 * dim;
-                        entries.insert(hash, Cached::Embedding(v));
+                        entries.insert(hash, Cached::Embedding(face, v));
                     } else {
                         entries.insert(hash, Cached::NoFace);
                     }
+                    good = pos;
                 }
-                // Rewind past a complete record only.
-                pos = MAGIC.len()
-                    + entries
-                        .values()
-                        .map(|c| {
-                            33 + if matches!(c, Cached::Embedding(_)) {
-                                4 * dim
-                            } else {
-                                0
-                            }
-                        })
-                        .sum::<usize>();
             }
-            if pos != bytes.len() {
-                // Drop a truncated tail (or an unreadable file) so that appends stay aligned.
+            if good != bytes.len() {
+                // Cut a truncated tail (or an unreadable file) so that appends stay aligned.
+                let repair =
+                    |e: std::io::Error| format!("cannot repair cache {}: {e}", file.display());
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&file)
-                    .map_err(|e| format!("cannot repair cache {}: {e}", file.display()))?;
-                f.set_len(pos as u64)
-                    .map_err(|e| format!("cannot repair cache {}: {e}", file.display()))?;
+                    .map_err(repair)?;
+                f.set_len(good as u64).map_err(repair)?;
             }
         }
         Ok(EmbeddingCache {
@@ -139,12 +147,17 @@ impl EmbeddingCache {
             }
             buf.extend_from_slice(hash);
             match c {
-                Cached::Embedding(v) if v.len() == self.dim => {
+                Cached::Embedding(f, v) if v.len() == self.dim => {
                     buf.push(0);
-                    v.iter()
+                    let landmarks = f.landmarks.iter().flatten();
+                    f.bbox
+                        .iter()
+                        .chain(landmarks)
+                        .chain(std::iter::once(&f.score))
+                        .chain(v.iter())
                         .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
                 }
-                Cached::Embedding(_) => {
+                Cached::Embedding(..) => {
                     buf.truncate(buf.len() - 32);
                     continue;
                 }
@@ -180,10 +193,15 @@ mod tests {
     #[test]
     fn round_trip_and_truncated_tail() {
         let dir = tempfile::tempdir().unwrap();
+        let face = Face {
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            landmarks: [[5.0, 6.0]; 5],
+            score: 0.9,
+        };
         let mut c = EmbeddingCache::open(dir.path(), "k", 2).unwrap();
         assert!(c.is_empty());
         c.append(&[
-            ([1; 32], Cached::Embedding(vec![0.6, 0.8])),
+            ([1; 32], Cached::Embedding(face, vec![0.6, 0.8])),
             ([2; 32], Cached::NoFace),
         ])
         .unwrap();
@@ -191,16 +209,30 @@ mod tests {
         assert_eq!(again.len(), 2);
         assert_eq!(
             again.get(&[1; 32]),
-            Some(&Cached::Embedding(vec![0.6, 0.8]))
+            Some(&Cached::Embedding(face, vec![0.6, 0.8]))
         );
         assert_eq!(again.get(&[2; 32]), Some(&Cached::NoFace));
         // An interrupted write leaves half a record: it is ignored, the rest still loads.
         let path = again.path().unwrap().to_path_buf();
         let mut bytes = std::fs::read(&path).unwrap();
+        let complete = bytes.len() as u64;
         bytes.extend_from_slice(&[3; 32]);
         bytes.push(0);
         bytes.extend_from_slice(&[0, 0]);
         std::fs::write(&path, bytes).unwrap();
-        assert_eq!(EmbeddingCache::open(dir.path(), "k", 2).unwrap().len(), 2);
+        let mut c = EmbeddingCache::open(dir.path(), "k", 2).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            complete,
+            "the torn record is cut off"
+        );
+        c.append(&[([4; 32], Cached::NoFace)]).unwrap();
+        assert_eq!(
+            EmbeddingCache::open(dir.path(), "k", 2)
+                .unwrap()
+                .get(&[4; 32]),
+            Some(&Cached::NoFace)
+        );
     }
 }

@@ -117,6 +117,9 @@ pub struct ExtractOutput {
     pub cache_hits: usize,
 }
 
+/// A new cache record: image content hash and what was found.
+type CacheEntry = ([u8; 32], Cached);
+
 struct Pending {
     index: usize,
     hash: [u8; 32],
@@ -130,7 +133,7 @@ struct Worker<'a> {
     detector: Option<Detector>,
     embedder: Embedder,
     timings: ExtractTimings,
-    out: Vec<(usize, SampleResult, Option<([u8; 32], Cached)>)>,
+    out: Vec<(usize, SampleResult, Option<CacheEntry>)>,
     pending: Vec<Pending>,
 }
 
@@ -146,6 +149,13 @@ fn failure(status: SampleStatus, detail: String) -> SampleResult {
 }
 
 impl Worker<'_> {
+    fn no_face_detail(&self) -> String {
+        format!(
+            "no face with detector score >= {}",
+            self.cfg.detector_config.score_threshold
+        )
+    }
+
     fn process(&mut self, index: usize, path: &Path) -> Result<(), String> {
         let t = Instant::now();
         let bytes = match std::fs::read(path) {
@@ -163,12 +173,12 @@ impl Worker<'_> {
         self.timings.read_s += t.elapsed().as_secs_f64();
         if !self.cfg.keep_tensors {
             match self.cache.get(&hash) {
-                Some(Cached::Embedding(v)) => {
+                Some(Cached::Embedding(face, v)) => {
                     let r = SampleResult {
                         status: SampleStatus::Ok,
                         detail: String::new(),
                         embedding: Some(v.clone()),
-                        face: None,
+                        face: Some(*face),
                         cached: true,
                         tensor: None,
                     };
@@ -176,7 +186,7 @@ impl Worker<'_> {
                     return Ok(());
                 }
                 Some(Cached::NoFace) => {
-                    let mut r = failure(SampleStatus::NoFace, "no face found (cached)".into());
+                    let mut r = failure(SampleStatus::NoFace, self.no_face_detail());
                     r.cached = true;
                     self.out.push((index, r, None));
                     return Ok(());
@@ -285,7 +295,7 @@ impl Worker<'_> {
                     tensor,
                 };
                 self.out
-                    .push((p.index, r, Some((p.hash, Cached::Embedding(v)))));
+                    .push((p.index, r, Some((p.hash, Cached::Embedding(p.face, v)))));
             } else {
                 let mut r = failure(
                     SampleStatus::BadEmbedding,

@@ -29,8 +29,11 @@ fn varint(b: &[u8], pos: &mut usize) -> Result<u64, String> {
     Err("varint too long".into())
 }
 
+/// A protobuf field's value: a varint, or the byte range of a length-delimited payload.
+type FieldValue = Result<u64, (usize, usize)>;
+
 /// Iterates the top-level fields of a protobuf message: (field number, varint value or byte range).
-fn fields(b: &[u8]) -> Result<Vec<(u64, Result<u64, (usize, usize)>)>, String> {
+fn fields(b: &[u8]) -> Result<Vec<(u64, FieldValue)>, String> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < b.len() {

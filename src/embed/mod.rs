@@ -106,16 +106,17 @@ impl Embedder {
                 size
             ));
         }
-        let batch =
-            match shape[0] {
-                Some(1) => 1,
-                Some(b) => return Err(format!(
+        let batch = match shape[0] {
+            Some(1) => 1,
+            Some(b) => {
+                return Err(format!(
                     "model {} input `{}` has a fixed batch of {b}; only 1 or dynamic is supported",
                     model.display(),
                     spec.input
-                )),
-                None => batch_size.max(1),
-            };
+                ))
+            }
+            None => batch_size.max(1),
+        };
         let output = session
             .outputs()
             .iter()

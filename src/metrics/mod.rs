@@ -324,16 +324,14 @@ pub struct CrossRate {
 pub fn cross_rates(c: &Comparisons, g: &Grouping, thresholds: &[Threshold]) -> Vec<CrossRate> {
     let k = g.groups.len();
     let mut out = Vec::new();
-    let mut curves = vec![vec![None; k]; k];
-    for a in 0..k {
-        for b in a..k {
-            curves[a][b] = Some(pair_curves(c, g, a, b));
-        }
-    }
+    // Upper triangle only: curves[a][b - a] for a ≤ b.
+    let curves: Vec<Vec<GroupCurves>> = (0..k)
+        .map(|a| (a..k).map(|b| pair_curves(c, g, a, b)).collect())
+        .collect();
     for t in thresholds {
         for a in 0..k {
             for b in 0..k {
-                let cv = curves[a.min(b)][a.max(b)].as_ref().expect("filled above");
+                let cv = &curves[a.min(b)][a.max(b) - a.min(b)];
                 let fm = cv.false_matches(t.bin);
                 out.push(CrossRate {
                     attribute: g.name.clone(),

@@ -224,7 +224,8 @@ pub fn draw_det<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        // DET curves never reach the lower left (low FMR and low FNMR at once): the legend goes there.
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 14))
@@ -274,9 +275,10 @@ pub fn draw_heatmap<DB: DrawingBackend>(
             .cloned()
             .unwrap_or_default()
     };
+    // Row a is drawn at y = k − 1 − a (first group on top), so the y labels run in reverse.
     let label_y = move |v: &f64| {
         groups_y
-            .get(v.floor() as usize)
+            .get((k as f64 - 1.0 - v.floor()).max(-1.0) as usize)
             .filter(|_| v.fract() > 0.4 && v.fract() < 0.6)
             .cloned()
             .unwrap_or_default()

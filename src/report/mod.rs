@@ -119,6 +119,7 @@ pub fn differentials_csv(rows: &[Differential]) -> Result<Vec<u8>, String> {
 
 /// A report folder being written: files go to a hidden temporary sibling that replaces the target only
 /// when complete, so an interrupted run never leaves a report that looks finished.
+#[derive(Debug)]
 pub struct Staging {
     target: PathBuf,
     tmp: PathBuf,

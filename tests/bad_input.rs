@@ -1,0 +1,220 @@
+//! Bad input ends in a clear message (naming the file, row or flag and the fix) and never a panic or a
+//! half-written report.
+
+mod common;
+
+use common::{bfw_subset, facebias, read_csv, shared};
+
+fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).to_string()
+}
+
+#[test]
+fn missing_image_file_names_the_row_and_leaves_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.csv");
+    std::fs::write(&m, "path,subject,sex\nnope/a.jpg,s1,female\n").unwrap();
+    let out = dir.path().join("out");
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&m)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("row 2") && err.contains("nope/a.jpg") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn conflicting_labels_name_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("models/testfaces/brad_1.jpg");
+    let img2 = shared().join("models/testfaces/brad_2.jpg");
+    let m = dir.path().join("m.csv");
+    std::fs::write(
+        &m,
+        format!(
+            "path,subject,sex\n{},brad,male\n{},brad,female\n",
+            img.display(),
+            img2.display()
+        ),
+    )
+    .unwrap();
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&m)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("subject brad has two values of `sex`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_jpeg_and_faceless_image_are_counted_failures_to_enrol() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 3); // 24 images, 8 subjects
+                                                 // A truncated JPEG and a blank grey image, as extra subjects in one group.
+    let good = std::fs::read(shared().join("models/testfaces/brad_1.jpg")).unwrap();
+    std::fs::write(dir.path().join("corrupt.jpg"), &good[..good.len() / 3]).unwrap();
+    std::fs::write(
+        dir.path().join("garbage.jpg"),
+        b"\xff\xd8\xff\xe0 this is not really a jpeg",
+    )
+    .unwrap();
+    image::RgbImage::from_pixel(120, 120, image::Rgb([128, 128, 128]))
+        .save(dir.path().join("blank.png"))
+        .unwrap();
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    for (f, s) in [("garbage.jpg", "x1"), ("blank.png", "x2")] {
+        text.push_str(&format!(
+            "{},{s},female,white,\n",
+            dir.path().join(f).display()
+        ));
+    }
+    std::fs::write(&manifest, text).unwrap();
+    let out = dir.path().join("out");
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--no-cache", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("1 of 26 images are failures to enrol (decode_error)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 of 26 images are failures to enrol (no_face)"),
+        "{err}"
+    );
+    let samples = read_csv(&out.join("samples.csv"));
+    let status =
+        |f: &str| samples.iter().find(|s| s["path"].ends_with(f)).unwrap()["status"].clone();
+    assert_eq!(status("garbage.jpg"), "decode_error");
+    assert_eq!(status("blank.png"), "no_face");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run["skipped"],
+        serde_json::json!({"decode_error": 1, "no_face": 1})
+    );
+    // They stay in the denominators: female|white has 4 images (3 + 2 failures … minus none) → counted.
+    let groups = read_csv(&out.join("groups.csv"));
+    let wf = groups
+        .iter()
+        .find(|g| g["attribute"] == "sex×race" && g["group"] == "female|white")
+        .unwrap();
+    assert_eq!(wf["images"], "5");
+    assert_eq!(wf["failures_to_enrol"], "2");
+    // 5 images: C(5,2) = 10 pairs, 3 mated (one subject with 3 images) → 7 non-mated.
+    assert_eq!(
+        (
+            wf["mated_comparisons"].as_str(),
+            wf["nonmated_comparisons"].as_str()
+        ),
+        ("3", "7")
+    );
+}
+
+#[test]
+fn wrong_model_input_shape_is_reported_with_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--input-size", "128", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("input `input0` is [1,3,112,112]")
+            && err.contains("128x128")
+            && err.contains("--input-size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_model_without_spec_says_which_flags_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("vendor.onnx");
+    std::fs::copy(
+        shared().join("models/mobilefacenet_foamliu_128d.onnx"),
+        &model,
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes.extend_from_slice(b"x"); // a different sha256, so not a catalogue match
+    std::fs::write(&model, bytes).unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--model"])
+        .arg(&model)
+        .arg("--dataset")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("not in the catalogue")
+            && err.contains("--spec")
+            && err.contains("--input-size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_onnxruntime_library_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = facebias(dir.path())
+        .args(["inspect", "--ort-lib", "/nonexistent/libonnxruntime.so"])
+        .arg(shared().join("models/mobilefacenet_foamliu_128d.onnx"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(err.contains("pip install onnxruntime==1.31.1"), "{err}");
+}
+
+#[test]
+fn refuses_to_overwrite_a_folder_that_is_not_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("thesis");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("chapter1.tex"), "precious").unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure();
+    assert!(stderr_of(&a).contains("not a facebias report folder"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("chapter1.tex")).unwrap(),
+        "precious"
+    );
+}

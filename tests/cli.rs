@@ -1,0 +1,346 @@
+//! End-to-end tests of the CLI on the real models and images in ../shared.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{bfw_subset, facebias, read_csv, shared, testfaces};
+use facebias::report::read_npy_f32;
+
+#[test]
+fn run_counts_equal_a_brute_force_recount() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 4, 5); // 8 groups × 4 subjects × 5 images = 160 images
+    let out = dir.path().join("report");
+    facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .args(["--target-fmr", "0.01,0.001"])
+        .assert()
+        .success();
+    for f in [
+        "samples.csv",
+        "embeddings.npy",
+        "groups.csv",
+        "cross_fmr.csv",
+        "differentials.csv",
+        "run.json",
+        "det_race.png",
+        "det_sex.svg",
+        "heatmap_sex_x_race.png",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let samples = read_csv(&out.join("samples.csv"));
+    assert_eq!(samples.len(), 160);
+    let (emb, rows, dim) =
+        read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap()).unwrap();
+    assert_eq!(dim, 128);
+    assert_eq!(
+        rows,
+        samples
+            .iter()
+            .filter(|s| !s["embedding_row"].is_empty())
+            .count()
+    );
+    // Embeddings are unit vectors.
+    for r in emb.chunks(dim) {
+        let n: f64 = r.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((n - 1.0).abs() < 1e-5);
+    }
+    // Recount every group's errors at each threshold with float64 dot products over all pairs.
+    let groups = read_csv(&out.join("groups.csv"));
+    let vec_of = |s: &HashMap<String, String>| -> Option<Vec<f64>> {
+        s["embedding_row"].parse::<usize>().ok().map(|r| {
+            emb[r * dim..(r + 1) * dim]
+                .iter()
+                .map(|&x| x as f64)
+                .collect()
+        })
+    };
+    let vecs: Vec<Option<Vec<f64>>> = samples.iter().map(vec_of).collect();
+    let mut checked = 0;
+    for g in groups
+        .iter()
+        .filter(|g| g["attribute"] == "race" || g["attribute"] == "sex×race")
+    {
+        let tau: f64 = g["threshold"].parse().unwrap();
+        let in_group = |s: &HashMap<String, String>| match g["attribute"].as_str() {
+            "race" => s["race"] == g["group"],
+            _ => format!("{}|{}", s["sex"], s["race"]) == g["group"],
+        };
+        let (mut mated, mut fnm, mut nonmated, mut fm, mut near) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        for i in 0..samples.len() {
+            for j in i + 1..samples.len() {
+                if !(in_group(&samples[i]) && in_group(&samples[j])) {
+                    continue;
+                }
+                let score = match (&vecs[i], &vecs[j]) {
+                    (Some(a), Some(b)) => Some(a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()),
+                    _ => None, // a failure to enrol: non-match
+                };
+                if let Some(s) = score {
+                    if (s - tau).abs() < 1e-6 {
+                        near += 1;
+                    }
+                }
+                let matched = score.is_some_and(|s| s >= tau);
+                if samples[i]["subject"] == samples[j]["subject"] {
+                    mated += 1;
+                    fnm += !matched as u64;
+                } else {
+                    nonmated += 1;
+                    fm += matched as u64;
+                }
+            }
+        }
+        assert_eq!(
+            g["mated_comparisons"].parse::<u64>().unwrap(),
+            mated,
+            "{g:?}"
+        );
+        assert_eq!(
+            g["nonmated_comparisons"].parse::<u64>().unwrap(),
+            nonmated,
+            "{g:?}"
+        );
+        let d_fm = g["false_matches"].parse::<i64>().unwrap() - fm as i64;
+        let d_fnm = g["false_non_matches"].parse::<i64>().unwrap() - fnm as i64;
+        assert!(
+            d_fm.unsigned_abs() <= near && d_fnm.unsigned_abs() <= near,
+            "{g:?}: recount fm {fm} fnm {fnm} ({near} scores within 1e-6 of τ)"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2 * (4 + 8));
+    // Each group has 4 subjects × C(5,2) = 40 mated pairs, and C(20,2) − 40 = 150 non-mated pairs (sex×race).
+    let wf = groups
+        .iter()
+        .find(|g| g["attribute"] == "sex×race" && g["group"] == "female|white")
+        .unwrap();
+    assert_eq!(
+        (
+            wf["mated_comparisons"].as_str(),
+            wf["nonmated_comparisons"].as_str()
+        ),
+        ("40", "150")
+    );
+}
+
+#[test]
+fn embeddings_equal_python_onnxruntime_on_the_same_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = testfaces(dir.path());
+    let out = dir.path().join("emb");
+    facebias(dir.path())
+        .args([
+            "embed",
+            "--quiet",
+            "--dump-tensors",
+            "--face-select",
+            "largest",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let model = shared().join("models/mobilefacenet_foamliu_128d.onnx");
+    let reference = dir.path().join("reference.npy");
+    let status = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/ort_embed.py"
+        ))
+        .arg(&model)
+        .arg(out.join("tensors.npy"))
+        .arg(&reference)
+        .status()
+        .expect("python3 with onnxruntime and numpy (installed by .ci/setup)");
+    assert!(status.success());
+    let (ours, n, dim) = read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap()).unwrap();
+    let (theirs, n2, dim2) = read_npy_f32(&std::fs::read(&reference).unwrap()).unwrap();
+    assert_eq!((n, dim), (31, 128));
+    assert_eq!((n2, dim2), (n, dim));
+    let max_diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff <= 1e-4, "max abs diff {max_diff}");
+}
+
+#[test]
+fn test_faces_reproduce_the_published_pair_scores() {
+    // MODELS.md, MobileFaceNet "Example pairs", computed with OpenCV's detector/aligner: our detector
+    // decoding and least-squares alignment must land within 0.02 of them.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = testfaces(dir.path());
+    let out = dir.path().join("emb");
+    facebias(dir.path())
+        .args([
+            "embed",
+            "--quiet",
+            "--no-cache",
+            "--face-select",
+            "largest",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let samples = read_csv(&out.join("samples.csv"));
+    let (emb, _, dim) = read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap()).unwrap();
+    let row = |name: &str| {
+        let s = samples
+            .iter()
+            .find(|s| s["path"].ends_with(&format!("/{name}.jpg")))
+            .unwrap();
+        s["embedding_row"].parse::<usize>().unwrap()
+    };
+    let score = |a: &str, b: &str| {
+        let (x, y) = (row(a), row(b));
+        (0..dim)
+            .map(|k| emb[x * dim + k] * emb[y * dim + k])
+            .sum::<f32>()
+    };
+    for (a, b, published) in [
+        ("Trump-1", "Trump-2", 0.472),
+        ("brad_1", "brad_2", 0.724),
+        ("Melania-1", "Melania-3", 0.737),
+        ("Trump-1", "Melania-1", -0.019),
+        ("brad_1", "nicole_1", 0.012),
+        ("LiuDehua-1", "ZhouRunfa-1", -0.027),
+    ] {
+        let s = score(a, b);
+        assert!(
+            (s - published).abs() <= 0.02,
+            "{a}/{b}: {s:.3} vs published {published}"
+        );
+    }
+    // MODELS.md: every same-person pair scores ≥ 0.469 > 0.385 ≥ every different-person pair (with OpenCV).
+    let ids: Vec<&String> = samples.iter().map(|s| &s["subject"]).collect();
+    let (mut worst_same, mut worst_diff) = (1.0f32, -1.0f32);
+    for i in 0..ids.len() {
+        for j in i + 1..ids.len() {
+            let s = (0..dim)
+                .map(|k| emb[i * dim + k] * emb[j * dim + k])
+                .sum::<f32>();
+            if ids[i] == ids[j] {
+                worst_same = worst_same.min(s);
+            } else {
+                worst_diff = worst_diff.max(s);
+            }
+        }
+    }
+    assert!(
+        worst_same > worst_diff,
+        "same {worst_same} vs different {worst_diff}"
+    );
+}
+
+#[test]
+fn reruns_are_byte_identical_and_use_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 2, 3);
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        facebias(dir.path())
+            .args(["run", "--quiet", "--dataset"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    };
+    let a = run("a");
+    let b = run("b");
+    for f in [
+        "samples.csv",
+        "embeddings.npy",
+        "groups.csv",
+        "cross_fmr.csv",
+        "differentials.csv",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{f} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(&x),
+            String::from_utf8_lossy(&y)
+        );
+    }
+    let ja: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("run.json")).unwrap()).unwrap();
+    let jb: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("run.json")).unwrap()).unwrap();
+    assert_eq!(ja["execution"]["cache_hits"], 0);
+    assert_eq!(jb["execution"]["cache_hits"], 48); // 8 groups × 2 subjects × 3 images
+    let strip = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("execution");
+        v
+    };
+    assert_eq!(strip(ja.clone()), strip(jb));
+    assert_eq!(
+        ja["model"]["sha256"],
+        "b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507"
+    );
+    assert_eq!(ja["runtime"]["onnxruntime_version"], "1.31.1");
+}
+
+#[test]
+fn inspect_reports_the_model_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = shared().join("models/mobilefacenet_foamliu_128d.onnx");
+    let out = facebias(dir.path())
+        .args(["inspect", "--json"])
+        .arg(&model)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["sha256"],
+        "b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507"
+    );
+    assert_eq!(v["catalogue_match"], "mobilefacenet");
+    assert_eq!(v["ir_version"], 8); // MODELS.md: opset 18, IR 8, pytorch 2.9.0
+    assert_eq!(v["opsets"][0]["version"], 18);
+    assert!(
+        v["producer"].as_str().unwrap().starts_with("pytorch 2.9"),
+        "{}",
+        v["producer"]
+    );
+    assert_eq!(v["inputs"][0]["name"], "input0");
+    assert_eq!(
+        v["inputs"][0]["shape"],
+        serde_json::json!(["1", "3", "112", "112"])
+    );
+    assert_eq!(v["outputs"][0]["shape"], serde_json::json!(["1", "128"]));
+    let det = shared().join("models/face_detection_yunet_s_dynamic.onnx");
+    let text = facebias(dir.path())
+        .arg("inspect")
+        .arg(&det)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("input      input float32 [batch, 3, height, width]"),
+        "{text}"
+    );
+    assert!(text.contains("catalogue: yunet-dynamic"), "{text}");
+}

@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests: paths into ../shared, small manifests, running the CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// `../shared` beside the project.
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        p.is_dir(),
+        "the tests need ../shared (models and datasets) beside the project: {}",
+        p.display()
+    );
+    p
+}
+
+/// The facebias binary, with a private cache folder so tests never share state.
+pub fn facebias(cache: &Path) -> Command {
+    let mut c = Command::cargo_bin("facebias").expect("binary");
+    c.env("XDG_CACHE_HOME", cache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Writes a manifest of the BFW rows of the first `subjects_per_group` subjects of every group,
+/// `images_per_subject` images each, with absolute paths.
+pub fn bfw_subset(dir: &Path, subjects_per_group: usize, images_per_subject: usize) -> PathBuf {
+    let bfw = shared().join("datasets/bfw");
+    let text = std::fs::read_to_string(bfw.join("manifest.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mut out = vec![header.to_string()];
+    let mut subjects: Vec<(String, String)> = Vec::new(); // (group, subject)
+    let mut per_subject = std::collections::HashMap::<String, usize>::new();
+    for line in lines {
+        let cols: Vec<&str> = line.split(',').collect();
+        let group = format!("{}|{}", cols[2], cols[3]);
+        let subject = cols[1].to_string();
+        if !subjects.iter().any(|(_, s)| *s == subject) {
+            if subjects.iter().filter(|(g, _)| *g == group).count() >= subjects_per_group {
+                continue;
+            }
+            subjects.push((group, subject.clone()));
+        }
+        let n = per_subject.entry(subject).or_default();
+        if *n < images_per_subject {
+            *n += 1;
+            out.push(format!(
+                "{},{}",
+                bfw.join(cols[0]).display(),
+                cols[1..].join(",")
+            ));
+        }
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+/// Writes a manifest of the 31 test faces (subject = name before the first `-` or `_`, lowercased).
+pub fn testfaces(dir: &Path) -> PathBuf {
+    let tf = shared().join("models/testfaces");
+    let mut names: Vec<String> = std::fs::read_dir(&tf)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    let mut out = vec!["path,subject".to_string()];
+    for n in names {
+        let subject = n.split(['-', '_']).next().unwrap().to_lowercase();
+        out.push(format!("{},{}", tf.join(&n).display(), subject));
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+/// Reads a CSV into header-keyed rows.
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .zip(rec.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}

@@ -29,8 +29,10 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match.
     Inspect(InspectArgs),
+    /// Benchmark the matching kernel: measured FMA peak, pairs/s, GFLOP/s, % of peak, scalar baseline.
+    Bench(KernelBenchArgs),
     /// Measure pipeline throughput (decode + detect + align + embed, images/s) on a dataset.
-    Bench(BenchArgs),
+    BenchPipeline(BenchArgs),
 }
 
 /// Where the model is and how to feed it.
@@ -189,7 +191,36 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// Arguments of `bench`.
+/// Arguments of `bench` (the matching kernel on synthetic embeddings).
+#[derive(Debug, Args, Clone)]
+pub struct KernelBenchArgs {
+    /// Number of embeddings (all n(n−1)/2 pairs are scored).
+    #[arg(long, default_value_t = 20_000)]
+    pub n: usize,
+    /// Embedding length.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Demographic groups (histogram cells = groups·(groups+1)/2).
+    #[arg(long, default_value_t = 8)]
+    pub groups: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Kernel to measure [default: the fastest this CPU supports].
+    #[arg(long, value_enum)]
+    pub kernel: Option<crate::compare::kernel::Kernel>,
+    /// Embeddings for the scalar per-pair baseline (kept smaller: it is slow), reported as pairs/s.
+    #[arg(long, default_value_t = 4000)]
+    pub scalar_n: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench-pipeline`.
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
     /// Dataset whose images are embedded.

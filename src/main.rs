@@ -19,7 +19,14 @@ fn main() -> ExitCode {
         }),
         Command::Embed(a) => pipeline::embed(a).map(|_| ()),
         Command::Inspect(a) => pipeline::inspect(a),
-        Command::Bench(a) => pipeline::bench(a).map(|b| {
+        Command::Bench(a) => pipeline::bench_kernel(a).map(|b| {
+            if a.json {
+                println!("{}", serde_json::to_string(&b).unwrap_or_default());
+            } else {
+                pipeline::print_kernel_bench(&b);
+            }
+        }),
+        Command::BenchPipeline(a) => pipeline::bench(a).map(|b| {
             if a.json {
                 println!("{}", serde_json::to_string(&b).unwrap_or_default());
             } else {

@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, ModelArgs, RunArgs};
+use crate::cli::{
+    BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs, ModelArgs, RunArgs,
+};
 use crate::compare::{self, ScoreHistogram, BINS};
 use crate::embed::cache::{self, EmbeddingCache};
 use crate::embed::extract::{self, ExtractConfig, ExtractOutput, ExtractTimings, SampleStatus};
@@ -382,8 +384,18 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         .collect();
     let e_subject: Vec<u32> = enrolled_idx.iter().map(|&i| subjects[i]).collect();
     let combos = partition.combos.len();
-    let mated = compare::mated_scores(&emb, ex.dim, &e_subject);
-    let nonmated = compare::nonmated_histograms(&emb, ex.dim, &e_combo, &e_subject, combos);
+    let kernel = compare::kernel::Kernel::detect();
+    let pairs = compare::kernel::all_pairs(
+        &emb,
+        ex.dim,
+        &e_combo,
+        &e_subject,
+        combos,
+        kernel,
+        workers,
+        compare::kernel::Shard::ALL,
+    );
+    let (mated, nonmated) = (pairs.mated, pairs.nonmated);
     let mut mated_hist = vec![ScoreHistogram::default(); combos];
     for m in &mated {
         mated_hist[e_combo[m.a] as usize].counts[compare::bin_of(m.score)] += 1;
@@ -533,7 +545,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             batch_size: args.exec.batch_size,
         },
         compare: CompareRecord {
-            kernel: "scalar-reference",
+            kernel: kernel.name(),
             bins: BINS,
             score: "cosine similarity of L2-normalised embeddings; a pair matches when score >= threshold",
             mated_comparisons_scored: mated.len(),
@@ -924,4 +936,63 @@ pub fn print_bench(b: &BenchResult) {
         s.read_s, s.decode_s, s.detect_s, s.align_s, s.embed_s
     );
     println!("  failures to enrol: {}", b.failures);
+}
+
+/// `facebias bench`: the matching kernel.
+pub fn bench_kernel(a: &KernelBenchArgs) -> Result<compare::bench::KernelBench> {
+    if a.n < 2 || a.dim == 0 || a.groups == 0 || a.groups > 256 {
+        bail!(
+            "--n must be ≥ 2, --dim ≥ 1 and --groups in 1..=256 (got {}, {}, {})",
+            a.n,
+            a.dim,
+            a.groups
+        );
+    }
+    let kernel = a.kernel.unwrap_or_else(compare::kernel::Kernel::detect);
+    if !kernel.available() {
+        bail!(
+            "--kernel {} needs CPU features this machine lacks; use --kernel portable",
+            kernel.name()
+        );
+    }
+    Ok(compare::bench::run(
+        a.n,
+        a.dim,
+        a.groups,
+        threads(a.threads),
+        a.repeat,
+        kernel,
+        a.scalar_n,
+    ))
+}
+
+/// Prints a kernel bench result as text.
+pub fn print_kernel_bench(b: &compare::bench::KernelBench) {
+    println!(
+        "all-pairs kernel {}: n = {}, d = {}, {} groups, {} threads, {} pairs",
+        b.kernel, b.n, b.dim, b.groups, b.threads, b.pairs
+    );
+    println!(
+        "  runs (s): {}",
+        b.seconds
+            .iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  median:   {:.3} s  = {:.3e} pairs/s = {:.1} GFLOP/s",
+        b.median_seconds, b.pairs_per_second, b.gflops
+    );
+    println!(
+        "  measured FMA peak: {:.1} GFLOP/s on {} threads -> {:.1} % of peak",
+        b.peak_gflops, b.threads, b.percent_of_peak
+    );
+    println!(
+        "  scalar per-pair baseline (n = {}): {:.3e} pairs/s -> kernel is {:.1}x faster",
+        b.scalar_n, b.scalar_pairs_per_second, b.speedup_vs_scalar
+    );
+    if let Some(m) = b.peak_memory_bytes {
+        println!("  peak memory: {:.1} MiB", m as f64 / (1 << 20) as f64);
+    }
 }

@@ -9,6 +9,9 @@
 //! Input is plain data (embeddings, a cell id and a subject id per embedding), output mergeable
 //! histograms; the fast SIMD kernel slots in behind [`nonmated_histograms`].
 
+pub mod bench;
+pub mod kernel;
+
 use rayon::prelude::*;
 
 /// Number of histogram bins over [-1, 1].

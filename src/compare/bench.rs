@@ -1,0 +1,205 @@
+//! `facebias bench`: the machine's measured FMA peak, then the all-pairs kernel on synthetic
+//! embeddings, reported as pairs/s, GFLOP/s (2·d flops a pair) and % of the measured peak, beside the
+//! scalar per-pair baseline run in the same process.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::kernel::{all_pairs, Kernel, Shard};
+
+/// Synthetic unit embeddings from a fixed-seed xorshift generator: `n × dim`, `groups` groups assigned
+/// round-robin, one image per subject (every pair non-mated).
+pub fn synthetic(n: usize, dim: usize, groups: usize, seed: u64) -> (Vec<f32>, Vec<u16>, Vec<u32>) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut emb: Vec<f32> = (0..n * dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    for r in emb.chunks_mut(dim) {
+        crate::embed::l2_normalize(r);
+    }
+    let cell = (0..n).map(|i| (i % groups.max(1)) as u16).collect();
+    let subject = (0..n as u32).collect();
+    (emb, cell, subject)
+}
+
+/// Measured fused-multiply-add peak of this machine in GFLOP/s over `threads` threads: 12 independent
+/// 8-lane FMA chains per thread (enough to cover the FMA latency on two ports), ~0.3 s.
+/// The best of three runs is kept (the first may pay for frequency ramp-up).
+pub fn fma_peak_gflops(threads: usize) -> f64 {
+    let iters: u64 = 60_000_000;
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads.max(1) {
+                    s.spawn(move || std::hint::black_box(fma_loop(iters)));
+                }
+            });
+            let secs = start.elapsed().as_secs_f64();
+            // 12 chains × 8 lanes × 2 flops per iteration.
+            (threads.max(1) as f64 * iters as f64 * 12.0 * 8.0 * 2.0) / secs / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+fn fma_loop(iters: u64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Kernel::detect() == Kernel::Avx2Fma {
+            // SAFETY: AVX2 and FMA were detected at run time.
+            return unsafe { fma_loop_avx2(iters) };
+        }
+    }
+    let mut acc = [[1.0f32; 8]; 12];
+    let m = std::hint::black_box(0.999_999f32);
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            for v in a.iter_mut() {
+                *v = v.mul_add(m, 1e-7);
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_avx2(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_set1_ps(std::hint::black_box(0.999_999));
+    let c = _mm256_set1_ps(1e-7);
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, *a));
+    // SAFETY: out holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out.iter().sum()
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// What `facebias bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelBench {
+    /// Embeddings.
+    pub n: usize,
+    /// Embedding length.
+    pub dim: usize,
+    /// Groups (cells = groups·(groups+1)/2).
+    pub groups: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Kernel measured.
+    pub kernel: &'static str,
+    /// Unique pairs n(n−1)/2.
+    pub pairs: u64,
+    /// Seconds of each repetition.
+    pub seconds: Vec<f64>,
+    /// Median seconds.
+    pub median_seconds: f64,
+    /// Pairs per second at the median.
+    pub pairs_per_second: f64,
+    /// 2·d·pairs / median seconds / 1e9.
+    pub gflops: f64,
+    /// Measured FMA peak over `threads` threads.
+    pub peak_gflops: f64,
+    /// gflops / peak_gflops · 100.
+    pub percent_of_peak: f64,
+    /// Pairs per second of the scalar per-pair reference (same threads, on `scalar_n` embeddings).
+    pub scalar_pairs_per_second: f64,
+    /// Embeddings used for the scalar baseline.
+    pub scalar_n: usize,
+    /// pairs_per_second / scalar_pairs_per_second.
+    pub speedup_vs_scalar: f64,
+    /// Peak resident memory of the process, bytes.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Runs the kernel benchmark.
+pub fn run(
+    n: usize,
+    dim: usize,
+    groups: usize,
+    threads: usize,
+    repeat: usize,
+    kernel: Kernel,
+    scalar_n: usize,
+) -> KernelBench {
+    let peak_before = fma_peak_gflops(threads);
+    let (emb, cell, subject) = synthetic(n, dim, groups, 42);
+    let pairs = (n as u64) * (n as u64).saturating_sub(1) / 2;
+    let mut seconds = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        let r = all_pairs(
+            &emb,
+            dim,
+            &cell,
+            &subject,
+            groups,
+            kernel,
+            threads,
+            Shard::ALL,
+        );
+        seconds.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(&r);
+    }
+    // Measured again after the kernel ran (a cold core may not reach its clock at first); the best is kept.
+    let peak = peak_before.max(fma_peak_gflops(threads));
+    let mut sorted = seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let scalar_n = scalar_n.min(n).max(2);
+    let (se, sc, ss) = synthetic(scalar_n, dim, groups, 43);
+    let t = Instant::now();
+    std::hint::black_box(all_pairs(
+        &se,
+        dim,
+        &sc,
+        &ss,
+        groups,
+        Kernel::Scalar,
+        threads,
+        Shard::ALL,
+    ));
+    let scalar_pps = (scalar_n * (scalar_n - 1) / 2) as f64 / t.elapsed().as_secs_f64();
+    let pps = pairs as f64 / median;
+    let gflops = pps * 2.0 * dim as f64 / 1e9;
+    KernelBench {
+        n,
+        dim,
+        groups,
+        threads,
+        kernel: kernel.name(),
+        pairs,
+        seconds,
+        median_seconds: median,
+        pairs_per_second: pps,
+        gflops,
+        peak_gflops: peak,
+        percent_of_peak: 100.0 * gflops / peak,
+        scalar_pairs_per_second: scalar_pps,
+        scalar_n,
+        speedup_vs_scalar: pps / scalar_pps,
+        peak_memory_bytes: peak_rss_bytes(),
+    }
+}

@@ -1,0 +1,793 @@
+//! The all-pairs similarity kernel: a blocked, register-tiled product `X·Xᵀ` over L2-normalised
+//! embeddings, fused with binning — every score goes straight into the histogram of its
+//! (group_a, group_b) cell, and nothing of size N² is ever stored.
+//!
+//! Shape (that of an SGEMM micro-kernel):
+//! - rows are sorted by (group, subject), so most tiles fall in one cell and pairs of the same subject
+//!   (mated pairs, routed to the genuine side) can only occur in tiles near the diagonal;
+//! - the sorted rows are packed twice: into 6-row A panels (`K×6`, one broadcast per row) and 16-column
+//!   B panels (`K×16`, two 8-lane vectors per k);
+//! - the micro-kernel keeps a 6×16 tile of scores in 12 AVX2 registers (`fmadd` over k), converts the
+//!   tile to bin indices with vector instructions, then increments the bins;
+//! - work is handed out as row blocks of 48 rows (upper triangle only) from an atomic counter to
+//!   `threads` workers with private `u32` histograms, flushed into `u64` totals; integer counts make the
+//!   result identical for any thread count and any scheduling.
+//!
+//! Kernels: [`Kernel::Avx2Fma`] on x86-64 with AVX2 and FMA, [`Kernel::Portable`] (the same tiling in
+//! plain Rust, for other CPUs), and [`Kernel::Scalar`] (one dot product per pair, the reference).
+//! [`Kernel::detect`] picks the best once and caches it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use super::{bin_of, CellHistograms, MatedScore, BINS};
+
+const MR: usize = 6;
+const NR: usize = 16;
+const TILE: usize = MR * NR;
+/// A-panels per work unit (row block of 48 rows).
+const PANELS_PER_JOB: usize = 8;
+
+/// A similarity kernel implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Kernel {
+    /// One 8-accumulator dot product per pair (the reference).
+    Scalar,
+    /// The blocked 6×16 tiling in portable Rust (compiler-vectorised).
+    Portable,
+    /// The blocked 6×16 tiling with AVX2 + FMA intrinsics.
+    Avx2Fma,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports, detected once.
+    pub fn detect() -> Kernel {
+        static BEST: OnceLock<Kernel> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    return Kernel::Avx2Fma;
+                }
+            }
+            Kernel::Portable
+        })
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Avx2Fma => Kernel::detect() == Kernel::Avx2Fma,
+            _ => true,
+        }
+    }
+
+    /// The name recorded in run.json and bench output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Portable => "portable-6x16",
+            Kernel::Avx2Fma => "avx2-fma-6x16",
+        }
+    }
+}
+
+/// Result of an all-pairs pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllPairs {
+    /// Non-mated score histograms per cell.
+    pub nonmated: CellHistograms,
+    /// Every mated pair with its score, sorted by (a, b), `a < b` in input row order.
+    pub mated: Vec<MatedScore>,
+}
+
+/// Which part of the work to do: shard `index` of `count` (0-based). Shards partition the row blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole job.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+}
+
+/// Scores all pairs of the `n = cell.len()` rows of `emb` (`n × dim`, L2-normalised): mated pairs
+/// (same subject id) are returned with their scores, non-mated pairs are counted into the histogram of
+/// their `(cell[i], cell[j])` pair of `groups` groups.
+// The eight values are the kernel's natural inputs (data, layout, labels, execution); a wrapper
+// struct would only move them.
+#[allow(clippy::too_many_arguments)]
+pub fn all_pairs(
+    emb: &[f32],
+    dim: usize,
+    cell: &[u16],
+    subject: &[u32],
+    groups: usize,
+    kernel: Kernel,
+    threads: usize,
+    shard: Shard,
+) -> AllPairs {
+    assert_eq!(emb.len(), cell.len() * dim, "embedding matrix size");
+    assert_eq!(cell.len(), subject.len());
+    assert!(
+        shard.count >= 1 && shard.index < shard.count,
+        "shard index out of range"
+    );
+    match kernel {
+        Kernel::Scalar => scalar_all_pairs(emb, dim, cell, subject, groups, threads, shard),
+        Kernel::Portable | Kernel::Avx2Fma => {
+            let kernel = if kernel.available() {
+                kernel
+            } else {
+                Kernel::Portable
+            };
+            blocked_all_pairs(emb, dim, cell, subject, groups, kernel, threads, shard)
+        }
+    }
+}
+
+fn scalar_all_pairs(
+    emb: &[f32],
+    dim: usize,
+    cell: &[u16],
+    subject: &[u32],
+    groups: usize,
+    threads: usize,
+    shard: Shard,
+) -> AllPairs {
+    let n = cell.len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .expect("thread pool");
+    // A shard scores the pairs (i, j > i) of the rows i with i % count == index.
+    let keep: Vec<bool> = (0..n).map(|i| i % shard.count == shard.index).collect();
+    let parts: Vec<(CellHistograms, Vec<MatedScore>)> = pool.install(|| {
+        use rayon::prelude::*;
+        let t = rayon::current_num_threads().max(1);
+        (0..t)
+            .into_par_iter()
+            .map(|w| {
+                let mut h = CellHistograms::new(groups);
+                let mut mated = Vec::new();
+                let mut i = w;
+                while i < n {
+                    if keep[i] {
+                        let xi = &emb[i * dim..(i + 1) * dim];
+                        for j in i + 1..n {
+                            let s = super::dot(xi, &emb[j * dim..(j + 1) * dim]);
+                            if subject[i] == subject[j] {
+                                mated.push(MatedScore {
+                                    a: i,
+                                    b: j,
+                                    score: s,
+                                });
+                            } else {
+                                let idx = h.index(cell[i] as usize, cell[j] as usize);
+                                h.cells[idx].counts[bin_of(s)] += 1;
+                            }
+                        }
+                    }
+                    i += t;
+                }
+                (h, mated)
+            })
+            .collect()
+    });
+    let mut nonmated = CellHistograms::new(groups);
+    let mut mated = Vec::new();
+    for (h, m) in parts {
+        nonmated.merge(&h);
+        mated.extend(m);
+    }
+    mated.sort_by_key(|m| (m.a, m.b));
+    AllPairs { nonmated, mated }
+}
+
+/// Rows sorted by (group, subject) and packed into A and B panels.
+struct Packed {
+    n: usize,
+    dim: usize,
+    /// Original row of each sorted position.
+    order: Vec<usize>,
+    /// Group of each sorted position (padded positions repeat the last).
+    grp: Vec<u16>,
+    /// Subject rank of each sorted position, non-decreasing.
+    subj: Vec<u32>,
+    /// `⌈n/6⌉` panels of `dim × 6`.
+    a: AlignedBuf,
+    /// `⌈n/16⌉` panels of `dim × 16`.
+    b: AlignedBuf,
+}
+
+/// One cache line of floats; a `Vec` of them is 64-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A float buffer aligned to 64 bytes, so that the micro-kernel's 32-byte loads never straddle a
+/// cache line (with `Vec<f32>`'s 16-byte alignment one of the two B loads per k did).
+struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]` with no padding (64 bytes, align 64), so the
+        // lines are a contiguous run of 16·lines.len() ≥ len initialised floats.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr() as *const f32, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, with unique access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr() as *mut f32, self.len) }
+    }
+}
+
+fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32]) -> Packed {
+    let n = cell.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (cell[i], subject[i], i));
+    let grp: Vec<u16> = order.iter().map(|&i| cell[i]).collect();
+    // Subjects become contiguous runs; rank them by first appearance so ranks never decrease.
+    let mut subj = Vec::with_capacity(n);
+    let mut rank = 0u32;
+    for (p, &i) in order.iter().enumerate() {
+        if p > 0 && (subject[i] != subject[order[p - 1]] || cell[i] != cell[order[p - 1]]) {
+            rank += 1;
+        }
+        subj.push(rank);
+    }
+    let pa = n.div_ceil(MR);
+    let pb = n.div_ceil(NR);
+    // A panels are padded to whole cache lines too, so every panel starts on a line boundary when
+    // dim·6 floats is a multiple of 16 (dim a multiple of 8), as for the usual embedding sizes.
+    let mut a = AlignedBuf::zeroed(pa * dim * MR);
+    let mut b = AlignedBuf::zeroed(pb * dim * NR);
+    for (p, &i) in order.iter().enumerate() {
+        let row = &emb[i * dim..(i + 1) * dim];
+        let (qa, ra) = (p / MR, p % MR);
+        let (qb, rb) = (p / NR, p % NR);
+        for (k, &v) in row.iter().enumerate() {
+            a[qa * dim * MR + k * MR + ra] = v;
+            b[qb * dim * NR + k * NR + rb] = v;
+        }
+    }
+    Packed {
+        n,
+        dim,
+        order,
+        grp,
+        subj,
+        a,
+        b,
+    }
+}
+
+/// A worker's private counts.
+struct Local {
+    groups: usize,
+    /// `cells × BINS` u32 counts.
+    counts: Vec<u32>,
+    /// Pairs counted since the last flush (flushed before any bin could overflow).
+    pending: u64,
+    /// u64 totals the counts are flushed into when `pending` grows large.
+    totals: Option<CellHistograms>,
+    /// Mated pairs as (sorted position, sorted position, score).
+    mated: Vec<(usize, usize, f32)>,
+}
+
+impl Local {
+    fn new(groups: usize) -> Local {
+        let cells = groups * (groups + 1) / 2;
+        Local {
+            groups,
+            counts: vec![0; cells * BINS],
+            pending: 0,
+            totals: None,
+            mated: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn cell_offset(&self, a: u16, b: u16) -> usize {
+        let (a, b) = if a <= b {
+            (a as usize, b as usize)
+        } else {
+            (b as usize, a as usize)
+        };
+        (a * self.groups - a * a.saturating_sub(1) / 2 + b - a) * BINS
+    }
+
+    /// Moves the u32 counts into the u64 totals.
+    fn flush(&mut self) {
+        let groups = self.groups;
+        let mut totals = self
+            .totals
+            .take()
+            .unwrap_or_else(|| CellHistograms::new(groups));
+        self.flush_into(&mut totals);
+        self.totals = Some(totals);
+    }
+
+    fn flush_into(&mut self, total: &mut CellHistograms) {
+        for (c, h) in total.cells.iter_mut().enumerate() {
+            let src = &mut self.counts[c * BINS..(c + 1) * BINS];
+            for (dst, s) in h.counts.iter_mut().zip(src.iter_mut()) {
+                *dst += *s as u64;
+                *s = 0;
+            }
+        }
+        self.pending = 0;
+    }
+}
+
+/// Bins of a 6×16 score tile (same arithmetic as [`bin_of`]).
+#[inline]
+fn bins_portable(scores: &[f32; TILE], bins: &mut [u32; TILE]) {
+    for (b, &s) in bins.iter_mut().zip(scores) {
+        *b = bin_of(s) as u32;
+    }
+}
+
+/// Portable 6×16 micro-kernel: `out[r·16 + c] = Σ_k a[k·6 + r] · b[k·16 + c]`.
+#[inline]
+fn micro_portable(a: &[f32], b: &[f32], dim: usize, out: &mut [f32; TILE]) {
+    let mut acc = [[0.0f32; NR]; MR];
+    for k in 0..dim {
+        let bk: &[f32; NR] = b[k * NR..k * NR + NR].try_into().expect("panel width");
+        let ak: &[f32; MR] = a[k * MR..k * MR + MR].try_into().expect("panel height");
+        for r in 0..MR {
+            for c in 0..NR {
+                acc[r][c] += ak[r] * bk[c];
+            }
+        }
+    }
+    for r in 0..MR {
+        out[r * NR..r * NR + NR].copy_from_slice(&acc[r]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{MR, NR, TILE};
+    use std::arch::x86_64::*;
+
+    /// AVX2+FMA 6×16 micro-kernel with the binning of the tile fused in.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `a` holds `dim·6` and `b` `dim·16` floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn micro(
+        a: &[f32],
+        b: &[f32],
+        dim: usize,
+        scores: &mut [f32; TILE],
+        bins: &mut [u32; TILE],
+    ) {
+        debug_assert!(a.len() >= dim * MR && b.len() >= dim * NR);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut c = [_mm256_setzero_ps(); 12];
+        for k in 0..dim {
+            // SAFETY: k < dim, so the loads stay inside the panels (checked above).
+            unsafe {
+                let b0 = _mm256_loadu_ps(pb.add(k * NR));
+                let b1 = _mm256_loadu_ps(pb.add(k * NR + 8));
+                let ak = pa.add(k * MR);
+                let a0 = _mm256_broadcast_ss(&*ak);
+                c[0] = _mm256_fmadd_ps(a0, b0, c[0]);
+                c[1] = _mm256_fmadd_ps(a0, b1, c[1]);
+                let a1 = _mm256_broadcast_ss(&*ak.add(1));
+                c[2] = _mm256_fmadd_ps(a1, b0, c[2]);
+                c[3] = _mm256_fmadd_ps(a1, b1, c[3]);
+                let a2 = _mm256_broadcast_ss(&*ak.add(2));
+                c[4] = _mm256_fmadd_ps(a2, b0, c[4]);
+                c[5] = _mm256_fmadd_ps(a2, b1, c[5]);
+                let a3 = _mm256_broadcast_ss(&*ak.add(3));
+                c[6] = _mm256_fmadd_ps(a3, b0, c[6]);
+                c[7] = _mm256_fmadd_ps(a3, b1, c[7]);
+                let a4 = _mm256_broadcast_ss(&*ak.add(4));
+                c[8] = _mm256_fmadd_ps(a4, b0, c[8]);
+                c[9] = _mm256_fmadd_ps(a4, b1, c[9]);
+                let a5 = _mm256_broadcast_ss(&*ak.add(5));
+                c[10] = _mm256_fmadd_ps(a5, b0, c[10]);
+                c[11] = _mm256_fmadd_ps(a5, b1, c[11]);
+            }
+        }
+        // Bins: floor(s·2^15) + 2^15, clamped to [0, 2^16 − 1]; NaN → 0 (max returns its second operand).
+        let scale = _mm256_set1_ps(32768.0);
+        let lo = _mm256_setzero_ps();
+        let hi = _mm256_set1_ps(65535.0);
+        for (v, acc) in c.iter().enumerate() {
+            let f = _mm256_add_ps(_mm256_floor_ps(_mm256_mul_ps(*acc, scale)), scale);
+            let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+            // SAFETY: v < 12, so v·8 + 8 ≤ 96 = TILE.
+            unsafe {
+                _mm256_storeu_ps(scores.as_mut_ptr().add(v * 8), *acc);
+                _mm256_storeu_si256(
+                    bins.as_mut_ptr().add(v * 8) as *mut __m256i,
+                    _mm256_cvttps_epi32(f),
+                );
+            }
+        }
+    }
+}
+
+/// Runs the micro-kernel of the chosen kernel on one tile.
+#[inline]
+fn tile(
+    kernel: Kernel,
+    a: &[f32],
+    b: &[f32],
+    dim: usize,
+    scores: &mut [f32; TILE],
+    bins: &mut [u32; TILE],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2Fma => {
+            // SAFETY: Avx2Fma is only selected when the CPU reports AVX2 and FMA (Kernel::available);
+            // the panels have dim·6 and dim·16 floats.
+            unsafe { avx2::micro(a, b, dim, scores, bins) }
+        }
+        _ => {
+            micro_portable(a, b, dim, scores);
+            bins_portable(scores, bins);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn blocked_all_pairs(
+    emb: &[f32],
+    dim: usize,
+    cell: &[u16],
+    subject: &[u32],
+    groups: usize,
+    kernel: Kernel,
+    threads: usize,
+    shard: Shard,
+) -> AllPairs {
+    let p = pack(emb, dim, cell, subject);
+    let n = p.n;
+    let panels_a = n.div_ceil(MR);
+    // The job size depends on n and dim only (not on the thread count), so every thread count and
+    // every shard split sees the same jobs.
+    let per_job = panels_per_job(dim, panels_a, 2);
+    let jobs: Vec<usize> = (0..panels_a.div_ceil(per_job))
+        .filter(|j| j % shard.count == shard.index)
+        .collect();
+    let next = AtomicUsize::new(0);
+    let workers = threads.max(1).min(jobs.len().max(1));
+    let locals: Vec<Local> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (p, jobs, next) = (&p, &jobs, &next);
+                s.spawn(move || {
+                    let mut local = Local::new(groups);
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&job) = jobs.get(j) else { break };
+                        run_job(p, kernel, job, per_job, &mut local);
+                        // A job adds at most 48·n pairs; flush well before any u32 bin could overflow.
+                        if local.pending > (u32::MAX as u64) / 2 {
+                            local.flush();
+                        }
+                    }
+                    local
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("kernel worker panicked"))
+            .collect()
+    });
+    // Merge in worker order (integer sums: the order does not change the result).
+    let mut nonmated = CellHistograms::new(groups);
+    let mut mated = Vec::new();
+    for mut l in locals {
+        if let Some(t) = l.totals.take() {
+            nonmated.merge(&t);
+        }
+        l.flush_into(&mut nonmated);
+        mated.extend(l.mated.iter().map(|&(x, y, s)| {
+            let (a, b) = (p.order[x], p.order[y]);
+            MatedScore {
+                a: a.min(b),
+                b: a.max(b),
+                score: s,
+            }
+        }));
+    }
+    mated.sort_by_key(|m| (m.a, m.b));
+    AllPairs { nonmated, mated }
+}
+
+/// One row block: A panels `job·8 .. job·8+8` against every B panel to their right (upper triangle).
+fn run_job(p: &Packed, kernel: Kernel, job: usize, per_job: usize, local: &mut Local) {
+    let (n, dim) = (p.n, p.dim);
+    let first_panel = job * per_job;
+    let last_panel = ((job + 1) * per_job).min(n.div_ceil(MR));
+    let row0 = first_panel * MR;
+    let mut scores = [0.0f32; TILE];
+    let mut bins = [0u32; TILE];
+    let panels_b = n.div_ceil(NR);
+    // GotoBLAS order: each B panel (dim × 16, in L1) meets every A panel of the block (in L2).
+    for qb in row0 / NR..panels_b {
+        {
+            let j0 = qb * NR;
+            let j_end = (j0 + NR).min(n);
+            for qa in first_panel..last_panel {
+                let i0 = qa * MR;
+                let i_end = (i0 + MR).min(n);
+                if j_end <= i0 + 1 {
+                    continue; // no j > i in this tile
+                }
+                let apanel = &p.a[qa * dim * MR..(qa + 1) * dim * MR];
+                let bpanel = &p.b[qb * dim * NR..(qb + 1) * dim * NR];
+                tile(kernel, apanel, bpanel, dim, &mut scores, &mut bins);
+                let full = j0 >= i_end && i_end - i0 == MR && j_end - j0 == NR;
+                let uniform = p.grp[i0] == p.grp[i_end - 1] && p.grp[j0] == p.grp[j_end - 1];
+                let may_share_subject = p.subj[j0] <= p.subj[i_end - 1];
+                if full && uniform && !may_share_subject {
+                    let base = local.cell_offset(p.grp[i0], p.grp[j0]);
+                    let h = &mut local.counts[base..base + BINS];
+                    for &b in bins.iter() {
+                        h[b as usize] += 1;
+                    }
+                    local.pending += TILE as u64;
+                } else {
+                    for i in i0..i_end {
+                        let r = i - i0;
+                        for j in (j0.max(i + 1))..j_end {
+                            let t = r * NR + (j - j0);
+                            if p.subj[i] == p.subj[j] {
+                                local.mated.push((i, j, scores[t]));
+                            } else {
+                                let base = local.cell_offset(p.grp[i], p.grp[j]);
+                                local.counts[base + bins[t] as usize] += 1;
+                                local.pending += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A panels per work unit: an A block of about 256 KiB (a quarter of this machine's 1 MiB L2), at
+/// least 8. `FACEBIAS_MC` overrides it for tuning experiments.
+/// Capped so that every thread still gets at least 8 jobs (dynamic load balance over the triangle).
+fn panels_per_job(dim: usize, panels: usize, threads: usize) -> usize {
+    let by_cache = ((256 * 1024) / (dim.max(1) * MR * 4)).max(PANELS_PER_JOB);
+    let by_balance = panels.div_ceil(8 * threads.max(1)).max(1);
+    std::env::var("FACEBIAS_MC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(by_cache.min(by_balance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::edge;
+    use proptest::prelude::*;
+
+    /// Deterministic unit vectors, `cells` groups, subjects of 1–3 images.
+    fn data(n: usize, dim: usize, cells: usize, seed: u64) -> (Vec<f32>, Vec<u16>, Vec<u32>) {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut emb: Vec<f32> = (0..n * dim)
+            .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
+        // A shared component makes scores spread over a wide range, not only near 0.
+        let common: Vec<f32> = (0..dim)
+            .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
+        for r in emb.chunks_mut(dim) {
+            let w = (next() % 100) as f32 / 50.0;
+            r.iter_mut().zip(&common).for_each(|(v, c)| *v += w * c);
+            if !crate::embed::l2_normalize(r) {
+                r[0] = 1.0;
+            }
+        }
+        let mut subject = Vec::with_capacity(n);
+        let mut s = 0u32;
+        while subject.len() < n {
+            for _ in 0..(1 + next() % 3) {
+                subject.push(s);
+            }
+            s += 1;
+        }
+        subject.truncate(n);
+        // Subjects are shuffled across rows so the kernel's sort matters.
+        for i in (1..n).rev() {
+            subject.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let cell: Vec<u16> = subject
+            .iter()
+            .map(|&s| (s as usize % cells) as u16)
+            .collect();
+        (emb, cell, subject)
+    }
+
+    /// Checks a kernel's result against float64 scores of every pair: same mated pairs (scores within
+    /// `tol`), same number of non-mated pairs per cell, and at each probed edge the number of scores at
+    /// or above it differs from the float64 count only by pairs whose float64 score is within `tol` of it.
+    fn check_against_f64(
+        r: &AllPairs,
+        emb: &[f32],
+        dim: usize,
+        cell: &[u16],
+        subject: &[u32],
+        groups: usize,
+        edges: &[usize],
+    ) {
+        let n = cell.len();
+        let tol = 2e-6 * (dim as f64).sqrt() + 1e-6;
+        let mut mated = Vec::new();
+        let mut per_cell: Vec<Vec<f64>> = vec![Vec::new(); r.nonmated.cells.len()];
+        for i in 0..n {
+            for j in i + 1..n {
+                let s: f64 = (0..dim)
+                    .map(|k| emb[i * dim + k] as f64 * emb[j * dim + k] as f64)
+                    .sum();
+                if subject[i] == subject[j] {
+                    mated.push((i, j, s));
+                } else {
+                    per_cell[r.nonmated.index(cell[i] as usize, cell[j] as usize)].push(s);
+                }
+            }
+        }
+        assert_eq!(r.mated.len(), mated.len());
+        for (m, (a, b, s)) in r.mated.iter().zip(&mated) {
+            assert_eq!((m.a, m.b), (*a, *b));
+            assert!(
+                (m.score as f64 - s).abs() <= tol,
+                "mated {a},{b}: {} vs {s}",
+                m.score
+            );
+        }
+        for (c, scores) in per_cell.iter().enumerate() {
+            let h = &r.nonmated.cells[c];
+            assert_eq!(
+                h.total(),
+                scores.len() as u64,
+                "cell {c} count, groups {groups}"
+            );
+            let tail = h.tail_counts();
+            for &k in edges {
+                let e = edge(k);
+                let exact = scores.iter().filter(|&&s| s >= e).count() as i64;
+                let near = scores.iter().filter(|&&s| (s - e).abs() <= tol).count() as i64;
+                let diff = (tail[k] as i64 - exact).abs();
+                assert!(
+                    diff <= near,
+                    "cell {c} edge {k} ({e}): kernel {} vs f64 {exact}, {near} scores within {tol}",
+                    tail[k]
+                );
+            }
+        }
+    }
+
+    fn edges_for(seed: u64) -> Vec<usize> {
+        // Edges spread over [-1, 1], denser in the populated middle.
+        let mut e: Vec<usize> = (0..40)
+            .map(|i| (seed as usize * 7919 + i * 1637) % BINS)
+            .collect();
+        e.extend([0, 1, BINS / 2, BINS / 2 + 1, BINS - 1]);
+        e
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn every_kernel_matches_float64(n in 1usize..160, dim in 1usize..1100, cells in 1usize..5, seed in 0u64..1000, threads in 1usize..4) {
+            let (emb, cell, subject) = data(n, dim, cells, seed);
+            let groups = cells;
+            for kernel in [Kernel::Scalar, Kernel::Portable, Kernel::detect()] {
+                let r = all_pairs(&emb, dim, &cell, &subject, groups, kernel, threads, Shard::ALL);
+                check_against_f64(&r, &emb, dim, &cell, &subject, groups, &edges_for(seed));
+            }
+        }
+    }
+
+    #[test]
+    fn identical_for_any_thread_count() {
+        let (emb, cell, subject) = data(700, 67, 4, 5);
+        for kernel in [Kernel::Portable, Kernel::detect(), Kernel::Scalar] {
+            let one = all_pairs(&emb, 67, &cell, &subject, 4, kernel, 1, Shard::ALL);
+            for t in [2, 3, 8] {
+                assert!(
+                    one == all_pairs(&emb, 67, &cell, &subject, 4, kernel, t, Shard::ALL),
+                    "{kernel:?} threads {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shards_merge_to_the_whole() {
+        let (emb, cell, subject) = data(901, 33, 3, 9);
+        for kernel in [Kernel::detect(), Kernel::Scalar] {
+            let whole = all_pairs(&emb, 33, &cell, &subject, 3, kernel, 2, Shard::ALL);
+            let mut merged = CellHistograms::new(3);
+            let mut mated = Vec::new();
+            for index in 0..4 {
+                let part = all_pairs(
+                    &emb,
+                    33,
+                    &cell,
+                    &subject,
+                    3,
+                    kernel,
+                    2,
+                    Shard { index, count: 4 },
+                );
+                merged.merge(&part.nonmated);
+                mated.extend(part.mated);
+            }
+            mated.sort_by_key(|m| (m.a, m.b));
+            assert!(merged == whole.nonmated, "{kernel:?}");
+            assert_eq!(mated, whole.mated);
+        }
+    }
+
+    #[test]
+    fn small_hand_case_on_every_kernel() {
+        // Rows 0,1 subject 0 (group 0), row 2 subject 1 (group 0), row 3 subject 2 (group 1).
+        let emb = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8, -1.0, 0.0];
+        for kernel in [Kernel::Scalar, Kernel::Portable, Kernel::detect()] {
+            let r = all_pairs(
+                &emb,
+                2,
+                &[0, 0, 0, 1],
+                &[0, 0, 1, 2],
+                2,
+                kernel,
+                2,
+                Shard::ALL,
+            );
+            assert_eq!(
+                r.mated,
+                vec![MatedScore {
+                    a: 0,
+                    b: 1,
+                    score: 0.0
+                }]
+            );
+            assert_eq!(r.nonmated.cell(0, 0).counts[bin_of(0.6)], 1);
+            assert_eq!(r.nonmated.cell(0, 0).counts[bin_of(0.8)], 1);
+            assert_eq!(r.nonmated.cell(0, 1).total(), 3);
+            assert_eq!(r.nonmated.cell(0, 1).counts[0], 1); // score -1
+        }
+    }
+}

@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a model over a labelled dataset and write a demographic-differential report.
     Run(RunArgs),
+    /// Merge the folders of a sharded run (`run --shard k/n`) into the full report.
+    Merge(MergeArgs),
+    /// Re-render a run folder's metrics and charts from its saved comparisons (no model, no rescoring).
+    Report(ReportArgs),
     /// The demo: MobileFaceNet + YuNet over ../shared/datasets/bfw, report in reports/demo.
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
@@ -127,12 +131,58 @@ pub struct RunArgs {
     /// Attribute columns to analyse, comma-separated [default: all attribute columns of the manifest].
     #[arg(long, value_delimiter = ',')]
     pub attributes: Option<Vec<String>>,
+    /// Compute only shard K of N (0-based, e.g. `--shard 2/8`): a deterministic share of the pair blocks,
+    /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<crate::compare::kernel::Shard>,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Execution settings.
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+/// Parses `K/N` with `0 ≤ K < N`.
+pub fn parse_shard(s: &str) -> Result<crate::compare::kernel::Shard, String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 0/4"))?;
+    let index: usize = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard `{s}`: K is not a number"))?;
+    let count: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!(
+            "--shard `{s}`: need 0 ≤ K < N (shards are numbered from 0)"
+        ));
+    }
+    Ok(crate::compare::kernel::Shard { index, count })
+}
+
+/// Arguments of `merge`.
+#[derive(Debug, Args, Clone)]
+pub struct MergeArgs {
+    /// The shard folders (each the --out of `facebias run --shard k/n`), all N of them.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder of the merged report.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// A run folder (holding run.json and comparisons.bin).
+    pub run_dir: PathBuf,
+    /// Target FMRs for the global thresholds [default: those of the run].
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
 }
 
 /// Arguments of `demo`.

@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => pipeline::run(a).map(|o| pipeline::print_run_summary(&o)),
+        Command::Merge(a) => pipeline::merge(a).map(|o| pipeline::print_run_summary(&o)),
+        Command::Report(a) => pipeline::rerender(a).map(|o| pipeline::print_run_summary(&o)),
         Command::Demo(a) => pipeline::demo(a).map(|o| {
             pipeline::print_run_summary(&o);
             println!(

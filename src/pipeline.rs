@@ -9,7 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs, ModelArgs, RunArgs,
+    BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs, MergeArgs, ModelArgs,
+    ReportArgs, RunArgs,
 };
 use crate::compare::{self, ScoreHistogram, BINS};
 use crate::embed::cache::{self, EmbeddingCache};
@@ -18,7 +19,7 @@ use crate::embed::spec::{self, ModelSpec, Template};
 use crate::embed::{declared_shape, inspect};
 use crate::manifest::{self, Manifest};
 use crate::metrics::groups::{groupings, Partition};
-use crate::metrics::{self, Comparisons, Threshold};
+use crate::metrics::{self, store, Comparisons, Threshold};
 use crate::preprocess::detect::DetectorConfig;
 use crate::report::{self, charts, Staging};
 use crate::runtime::{self, Runtime};
@@ -251,6 +252,7 @@ struct DetectorRecord {
 
 #[derive(Serialize)]
 struct DatasetRecord {
+    name: String,
     manifest: String,
     manifest_sha256: String,
     images: usize,
@@ -274,8 +276,6 @@ struct CompareRecord {
     kernel: &'static str,
     bins: usize,
     score: &'static str,
-    mated_comparisons_scored: usize,
-    nonmated_comparisons_scored: u64,
 }
 
 #[derive(Serialize)]
@@ -284,6 +284,7 @@ struct ExecutionRecord {
     extract: ExtractTimings,
     cache_file: Option<String>,
     cache_hits: usize,
+    shard: [usize; 2],
 }
 
 #[derive(Serialize)]
@@ -297,12 +298,13 @@ struct RunRecord {
     compare: CompareRecord,
     seed: u64,
     seed_note: &'static str,
+    requested_target_fmrs: Option<Vec<f64>>,
     target_fmrs: Vec<f64>,
     thresholds: Vec<Threshold>,
     calibration_population: &'static str,
     skipped: BTreeMap<&'static str, usize>,
     files: Vec<&'static str>,
-    /// Run-dependent (timings, cache use); everything else is identical for identical inputs.
+    /// Run-dependent (timings, cache use, sharding); everything else is identical for identical inputs.
     execution: ExecutionRecord,
 }
 
@@ -385,150 +387,56 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let e_subject: Vec<u32> = enrolled_idx.iter().map(|&i| subjects[i]).collect();
     let combos = partition.combos.len();
     let kernel = compare::kernel::Kernel::detect();
+    let shard = args.shard.unwrap_or(compare::kernel::Shard::ALL);
     let pairs = compare::kernel::all_pairs(
-        &emb,
-        ex.dim,
-        &e_combo,
-        &e_subject,
-        combos,
-        kernel,
-        workers,
-        compare::kernel::Shard::ALL,
+        &emb, ex.dim, &e_combo, &e_subject, combos, kernel, workers, shard,
     );
-    let (mated, nonmated) = (pairs.mated, pairs.nonmated);
     let mut mated_hist = vec![ScoreHistogram::default(); combos];
-    for m in &mated {
+    for m in &pairs.mated {
         mated_hist[e_combo[m.a] as usize].counts[compare::bin_of(m.score)] += 1;
     }
-    let nonmated_scored: u64 = nonmated.cells.iter().map(|c| c.total()).sum();
-    let compare_s = t_compare.elapsed().as_secs_f64();
-
-    // Metrics.
-    let t_metrics = Instant::now();
     let enrolled: Vec<bool> = rows.iter().map(Option::is_some).collect();
     let comparisons = Comparisons::new(
         combos,
         &partition.combo_of,
         &subjects,
         &enrolled,
-        nonmated,
+        pairs.nonmated,
         mated_hist,
     );
-    let total_nonmated: u64 = comparisons.nonmated_total.iter().sum();
-    let targets = args
-        .target_fmr
-        .clone()
-        .unwrap_or_else(|| metrics::default_targets(total_nonmated));
-    let thresholds = metrics::global_thresholds(&comparisons, &targets);
-    let gs = groupings(&partition);
-    let mut rates = Vec::new();
-    let mut cross = Vec::new();
-    let mut diffs = Vec::new();
-    let mut dets = Vec::new();
-    for g in &gs {
-        let curves = metrics::group_curves(&comparisons, g);
-        let mut per_threshold = Vec::new();
-        for t in &thresholds {
-            let r = metrics::group_rates(g, &curves, t);
-            diffs.extend(metrics::summarize(g, &r, t));
-            per_threshold.push(r.clone());
-            rates.extend(r);
-        }
-        cross.extend(metrics::cross_rates(&comparisons, g, &thresholds));
-        dets.push((g.clone(), curves, per_threshold));
-    }
-    let metrics_s = t_metrics.elapsed().as_secs_f64();
+    let compare_s = t_compare.elapsed().as_secs_f64();
 
-    // Report.
-    let t_report = Instant::now();
-    let dataset_name = args
-        .dataset
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let write = |name: &str, bytes: Result<Vec<u8>, String>| -> Result<()> {
-        staging
-            .write(name, &bytes.map_err(|e| anyhow!(e))?)
-            .map_err(|e| anyhow!(e))
+    let samples_csv = report::samples_csv(&manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;
+    let embeddings_npy = report::npy_f32(&emb, enrolled_idx.len(), ex.dim);
+    let header = store::Header {
+        attributes: partition.attributes.clone(),
+        combos: partition.combos.clone(),
+        shard: [shard.index, shard.count],
+        fingerprint: fingerprint(&[&samples_csv, &embeddings_npy]),
+        kernel: kernel.name().into(),
     };
-    write(
-        "samples.csv",
-        report::samples_csv(&manifest, &ex.results, &rows),
-    )?;
-    write(
-        "embeddings.npy",
-        Ok(report::npy_f32(&emb, enrolled_idx.len(), ex.dim)),
-    )?;
-    write("groups.csv", report::groups_csv(&rates))?;
-    write("cross_fmr.csv", report::cross_csv(&cross))?;
-    write("differentials.csv", report::differentials_csv(&diffs))?;
-    let chart_t = chart_threshold(&thresholds);
-    for (g, curves, per_t) in &dets {
-        let stem = sanitize(&g.name);
-        let det = charts::DetChart {
-            title: format!(
-                "DET by {} — {} on {}",
-                g.name, model.spec.name, dataset_name
-            ),
-            series: g
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, label)| charts::DetSeries {
-                    group: label.clone(),
-                    curve: metrics::det_points(&curves[i])
-                        .into_iter()
-                        .map(|(_, f, n)| (f, n))
-                        .collect(),
-                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
-                })
-                .collect(),
-            thresholds: thresholds
-                .iter()
-                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
-                .collect(),
-        };
-        charts::render_det(&staging.dir().join(format!("det_{stem}")), &det)
-            .map_err(|e| anyhow!(e))?;
-        if let Some(t) = chart_t {
-            let k = g.groups.len();
-            let mut cells = vec![vec![(0u64, 0u64); k]; k];
-            for c in cross
-                .iter()
-                .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
-            {
-                let a = g.groups.iter().position(|x| *x == c.group_a).unwrap_or(0);
-                let b = g.groups.iter().position(|x| *x == c.group_b).unwrap_or(0);
-                cells[a][b] = (c.false_matches, c.comparisons);
-            }
-            let heat = charts::Heatmap {
-                title: format!(
-                    "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {} on {}",
-                    g.name, t.tau, t.target_fmr, model.spec.name, dataset_name
-                ),
-                groups: g.groups.clone(),
-                cells,
-                target_fmr: t.target_fmr,
-            };
-            charts::render_heatmap(&staging.dir().join(format!("heatmap_{stem}")), &heat)
-                .map_err(|e| anyhow!(e))?;
-        }
-    }
-    let report_s = t_report.elapsed().as_secs_f64();
+    staging
+        .write("samples.csv", &samples_csv)
+        .map_err(|e| anyhow!(e))?;
+    staging
+        .write("embeddings.npy", &embeddings_npy)
+        .map_err(|e| anyhow!(e))?;
+    staging
+        .write("comparisons.bin", &store::to_bytes(&header, &comparisons))
+        .map_err(|e| anyhow!(e))?;
+
     let manifest_sha256 = spec::sha256_file(&manifest.file)
         .with_context(|| format!("cannot read {}", manifest.file.display()))?;
     let mut timings_s = BTreeMap::new();
     timings_s.insert("extract", ex.timings.wall_s);
     timings_s.insert("compare", compare_s);
-    timings_s.insert("metrics", metrics_s);
-    timings_s.insert("report", report_s);
-    timings_s.insert("total", t_total.elapsed().as_secs_f64());
     let record = RunRecord {
         schema_version: report::SCHEMA_VERSION,
         tool: ToolRecord { name: "facebias", version: env!("CARGO_PKG_VERSION"), git_revision: env!("FACEBIAS_GIT_REVISION") },
         model: ModelRecord { path: model.path.display().to_string(), sha256: model.sha256.clone(), spec: model.spec.clone() },
         detector: DetectorRecord { path: model.detector.display().to_string(), sha256: model.detector_sha256.clone(), config: cfg.detector_config },
         dataset: DatasetRecord {
+            name: args.dataset.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
             manifest: manifest.file.display().to_string(),
             manifest_sha256,
             images: manifest.samples.len(),
@@ -548,34 +456,328 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             kernel: kernel.name(),
             bins: BINS,
             score: "cosine similarity of L2-normalised embeddings; a pair matches when score >= threshold",
-            mated_comparisons_scored: mated.len(),
-            nonmated_comparisons_scored: nonmated_scored,
         },
         seed: 0,
         seed_note: "no random sampling in this run; the seed is recorded for the resampling stages",
-        target_fmrs: targets.clone(),
-        thresholds: thresholds.clone(),
+        requested_target_fmrs: args.target_fmr.clone(),
+        target_fmrs: Vec::new(),
+        thresholds: Vec::new(),
         calibration_population: "all non-mated comparisons of the dataset",
         skipped: skipped.clone(),
-        files: vec!["samples.csv", "embeddings.npy", "groups.csv", "cross_fmr.csv", "differentials.csv", "det_*.png/svg", "heatmap_*.png/svg"],
+        files: Vec::new(),
         execution: ExecutionRecord {
             timings_s,
             extract: ex.timings.clone(),
             cache_file: cache.path().map(|p| p.display().to_string()),
             cache_hits: ex.cache_hits,
+            shard: [shard.index, shard.count],
         },
     };
-    let json = serde_json::to_vec_pretty(&record).context("cannot serialise run.json")?;
-    staging.write("run.json", &json).map_err(|e| anyhow!(e))?;
+    let mut record = serde_json::to_value(&record).context("cannot serialise run.json")?;
+    if shard.count > 1 {
+        // A shard stops here: its partial histograms wait for `facebias merge`.
+        record["files"] =
+            serde_json::json!(["samples.csv", "embeddings.npy", "comparisons.bin (partial)"]);
+        record["partial"] = serde_json::json!(format!(
+            "shard {} of {}: run `facebias merge` over all {} shard folders",
+            shard.index, shard.count, shard.count
+        ));
+        staging
+            .write("run.json", &serde_json::to_vec_pretty(&record)?)
+            .map_err(|e| anyhow!(e))?;
+        let out = staging.commit().map_err(|e| anyhow!(e))?;
+        return Ok(RunOutcome {
+            out,
+            thresholds: Vec::new(),
+            images: manifest.samples.len(),
+            enrolled: enrolled_idx.len(),
+            rates: Vec::new(),
+            differentials: Vec::new(),
+        });
+    }
+    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    record["execution"]["timings_s"]["total"] = serde_json::json!(t_total.elapsed().as_secs_f64());
+    staging
+        .write("run.json", &serde_json::to_vec_pretty(&record)?)
+        .map_err(|e| anyhow!(e))?;
     let out = staging.commit().map_err(|e| anyhow!(e))?;
     Ok(RunOutcome {
         out,
-        thresholds,
+        thresholds: analysis.thresholds,
         images: manifest.samples.len(),
         enrolled: enrolled_idx.len(),
-        rates,
-        differentials: diffs,
+        rates: analysis.rates,
+        differentials: analysis.differentials,
     })
+}
+
+/// sha256 over several byte strings (length-prefixed), as hex.
+fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    for p in parts {
+        sha2::Digest::update(&mut h, (p.len() as u64).to_le_bytes());
+        sha2::Digest::update(&mut h, p);
+    }
+    spec::hex(&sha2::Digest::finalize(h))
+}
+
+/// Metrics computed from saved comparisons.
+pub struct Analysis {
+    /// Global thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Per-group rates.
+    pub rates: Vec<metrics::GroupRate>,
+    /// Cross-group FMR.
+    pub cross: Vec<metrics::CrossRate>,
+    /// Differentials.
+    pub differentials: Vec<metrics::Differential>,
+    /// Per grouping: curves and per-threshold rates (for the DET charts).
+    dets: Vec<(
+        metrics::groups::Grouping,
+        Vec<metrics::GroupCurves>,
+        Vec<Vec<metrics::GroupRate>>,
+    )>,
+}
+
+/// The metrics stage: thresholds for `targets` (or the defaults), then every grouping's rates.
+pub fn analyse(header: &store::Header, c: &Comparisons, targets: Option<&[f64]>) -> Analysis {
+    let partition = Partition {
+        attributes: header.attributes.clone(),
+        combos: header.combos.clone(),
+        combo_of: Vec::new(),
+    };
+    let total_nonmated: u64 = c.nonmated_total.iter().sum();
+    let targets = targets
+        .map(<[f64]>::to_vec)
+        .unwrap_or_else(|| metrics::default_targets(total_nonmated));
+    let thresholds = metrics::global_thresholds(c, &targets);
+    let mut a = Analysis {
+        thresholds,
+        rates: Vec::new(),
+        cross: Vec::new(),
+        differentials: Vec::new(),
+        dets: Vec::new(),
+    };
+    for g in groupings(&partition) {
+        let curves = metrics::group_curves(c, &g);
+        let mut per_threshold = Vec::new();
+        for t in &a.thresholds {
+            let r = metrics::group_rates(&g, &curves, t);
+            a.differentials.extend(metrics::summarize(&g, &r, t));
+            per_threshold.push(r.clone());
+            a.rates.extend(r);
+        }
+        a.cross.extend(metrics::cross_rates(c, &g, &a.thresholds));
+        a.dets.push((g, curves, per_threshold));
+    }
+    a
+}
+
+/// Metrics and report files from saved comparisons, into `staging`; fills the result fields of the
+/// run record (`target_fmrs`, `thresholds`, counts, `files`, timings).
+fn finish_report(
+    staging: &Staging,
+    header: &store::Header,
+    c: &Comparisons,
+    record: &mut serde_json::Value,
+) -> Result<Analysis> {
+    let t_metrics = Instant::now();
+    let requested: Option<Vec<f64>> =
+        serde_json::from_value(record["requested_target_fmrs"].clone()).unwrap_or(None);
+    let analysis = analyse(header, c, requested.as_deref());
+    let metrics_s = t_metrics.elapsed().as_secs_f64();
+    let t_report = Instant::now();
+    let model_name = record["model"]["spec"]["name"]
+        .as_str()
+        .unwrap_or("model")
+        .to_string();
+    let dataset_name = record["dataset"]["name"]
+        .as_str()
+        .unwrap_or("dataset")
+        .to_string();
+    write_report(staging, &analysis, &model_name, &dataset_name)?;
+    record["target_fmrs"] = serde_json::json!(analysis
+        .thresholds
+        .iter()
+        .map(|t| t.target_fmr)
+        .collect::<Vec<_>>());
+    record["thresholds"] = serde_json::to_value(&analysis.thresholds)?;
+    record["compare"]["mated_comparisons_scored"] =
+        serde_json::json!(c.mated.iter().map(|h| h.total()).sum::<u64>());
+    record["compare"]["nonmated_comparisons_scored"] =
+        serde_json::json!(c.nonmated.cells.iter().map(|h| h.total()).sum::<u64>());
+    record["files"] = serde_json::json!([
+        "samples.csv",
+        "embeddings.npy",
+        "comparisons.bin",
+        "groups.csv",
+        "cross_fmr.csv",
+        "differentials.csv",
+        "det_*.png/svg",
+        "heatmap_*.png/svg"
+    ]);
+    record["execution"]["timings_s"]["metrics"] = serde_json::json!(metrics_s);
+    record["execution"]["timings_s"]["report"] =
+        serde_json::json!(t_report.elapsed().as_secs_f64());
+    Ok(analysis)
+}
+
+/// The report stage: CSV exports and charts.
+fn write_report(
+    staging: &Staging,
+    a: &Analysis,
+    model_name: &str,
+    dataset_name: &str,
+) -> Result<()> {
+    let write = |name: &str, bytes: Result<Vec<u8>, String>| -> Result<()> {
+        staging
+            .write(name, &bytes.map_err(|e| anyhow!(e))?)
+            .map_err(|e| anyhow!(e))
+    };
+    write("groups.csv", report::groups_csv(&a.rates))?;
+    write("cross_fmr.csv", report::cross_csv(&a.cross))?;
+    write(
+        "differentials.csv",
+        report::differentials_csv(&a.differentials),
+    )?;
+    let chart_t = chart_threshold(&a.thresholds);
+    for (g, curves, per_t) in &a.dets {
+        let stem = sanitize(&g.name);
+        let det = charts::DetChart {
+            title: format!("DET by {} — {model_name} on {dataset_name}", g.name),
+            series: g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, label)| charts::DetSeries {
+                    group: label.clone(),
+                    curve: metrics::det_points(&curves[i])
+                        .into_iter()
+                        .map(|(_, f, n)| (f, n))
+                        .collect(),
+                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
+                })
+                .collect(),
+            thresholds: a
+                .thresholds
+                .iter()
+                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
+                .collect(),
+        };
+        charts::render_det(&staging.dir().join(format!("det_{stem}")), &det)
+            .map_err(|e| anyhow!(e))?;
+        if let Some(t) = chart_t {
+            let k = g.groups.len();
+            let mut cells = vec![vec![(0u64, 0u64); k]; k];
+            for c in a
+                .cross
+                .iter()
+                .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
+            {
+                let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
+                let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
+                cells[x][y] = (c.false_matches, c.comparisons);
+            }
+            let heat = charts::Heatmap {
+                title: format!("Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {model_name} on {dataset_name}", g.name, t.tau, t.target_fmr),
+                groups: g.groups.clone(),
+                cells,
+                target_fmr: t.target_fmr,
+            };
+            charts::render_heatmap(&staging.dir().join(format!("heatmap_{stem}")), &heat)
+                .map_err(|e| anyhow!(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `facebias merge`: adds the partial comparisons of every shard of one run and writes the full report.
+pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    if args.shards.is_empty() {
+        bail!("give the shard folders to merge (the --out folders of `facebias run --shard k/n`)");
+    }
+    let staging = Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
+    let mut merged: Option<(store::Header, Comparisons)> = None;
+    let mut seen = Vec::new();
+    for dir in &args.shards {
+        let path = dir.join("comparisons.bin");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {} (is {} a shard folder?)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let (h, c) = store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        match &mut merged {
+            None => merged = Some((h.clone(), c)),
+            Some((h0, c0)) => {
+                if h.fingerprint != h0.fingerprint || h.combos != h0.combos {
+                    bail!(
+                        "{} comes from a different run (other embeddings or samples) than {}",
+                        dir.display(),
+                        args.shards[0].display()
+                    );
+                }
+                if h.shard[1] != h0.shard[1] {
+                    bail!(
+                        "{} is shard {} of {}, but {} is of {}",
+                        dir.display(),
+                        h.shard[0],
+                        h.shard[1],
+                        args.shards[0].display(),
+                        h0.shard[1]
+                    );
+                }
+                store::merge_into(c0, &c).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+            }
+        }
+        if seen.contains(&h.shard[0]) {
+            bail!(
+                "shard {} of {} is given twice ({})",
+                h.shard[0],
+                h.shard[1],
+                dir.display()
+            );
+        }
+        seen.push(h.shard[0]);
+    }
+    let (mut header, comparisons) = merged.expect("at least one shard");
+    let count = header.shard[1];
+    let missing: Vec<usize> = (0..count).filter(|i| !seen.contains(i)).collect();
+    if !missing.is_empty() {
+        bail!("shards {missing:?} of {count} are missing; merge needs every shard folder");
+    }
+    header.shard = [0, 1];
+    let first = &args.shards[0];
+    for f in ["samples.csv", "embeddings.npy"] {
+        let bytes = std::fs::read(first.join(f))
+            .with_context(|| format!("cannot read {}", first.join(f).display()))?;
+        staging.write(f, &bytes).map_err(|e| anyhow!(e))?;
+    }
+    staging
+        .write("comparisons.bin", &store::to_bytes(&header, &comparisons))
+        .map_err(|e| anyhow!(e))?;
+    let mut record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(first.join("run.json"))
+            .with_context(|| format!("cannot read {}", first.join("run.json").display()))?,
+    )?;
+    if let Some(o) = record.as_object_mut() {
+        o.remove("partial");
+    }
+    record["execution"]["shard"] = serde_json::json!([0, 1]);
+    record["execution"]["merged_from"] = serde_json::json!(args
+        .shards
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>());
+    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    staging
+        .write("run.json", &serde_json::to_vec_pretty(&record)?)
+        .map_err(|e| anyhow!(e))?;
+    let out = staging.commit().map_err(|e| anyhow!(e))?;
+    Ok(outcome_from_record(out, &record, analysis))
 }
 
 /// The threshold the heatmaps use: target 1e-3, else the lowest target supported by the data.
@@ -672,6 +874,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         out: args.out.clone(),
         target_fmr: None,
         attributes: None,
+        shard: None,
         model: ModelArgs {
             model: "mobilefacenet".into(),
             models_dir: args.models_dir.clone(),
@@ -994,5 +1197,73 @@ pub fn print_kernel_bench(b: &compare::bench::KernelBench) {
     );
     if let Some(m) = b.peak_memory_bytes {
         println!("  peak memory: {:.1} MiB", m as f64 / (1 << 20) as f64);
+    }
+}
+
+/// `facebias report`: metrics and charts again from a run folder's saved comparisons.
+pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    let dir = &args.run_dir;
+    let path = dir.join("comparisons.bin");
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {}; is {} a facebias run folder?",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let (header, comparisons) =
+        store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if header.shard[1] > 1 {
+        bail!(
+            "{} holds shard {} of {} only; run `facebias merge` over all shard folders first",
+            dir.display(),
+            header.shard[0],
+            header.shard[1]
+        );
+    }
+    if let Some(bad) = args
+        .target_fmr
+        .iter()
+        .flatten()
+        .find(|t| !(**t > 0.0 && **t < 1.0))
+    {
+        bail!("--target-fmr {bad} is not a rate in (0, 1)");
+    }
+    let mut record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("run.json"))
+            .with_context(|| format!("cannot read {}", dir.join("run.json").display()))?,
+    )?;
+    if let Some(t) = &args.target_fmr {
+        record["requested_target_fmrs"] = serde_json::json!(t);
+    }
+    let staging = Staging::begin(dir).map_err(|e| anyhow!(e))?;
+    for f in ["samples.csv", "embeddings.npy", "comparisons.bin"] {
+        let bytes = std::fs::read(dir.join(f))
+            .with_context(|| format!("cannot read {}", dir.join(f).display()))?;
+        staging.write(f, &bytes).map_err(|e| anyhow!(e))?;
+    }
+    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    staging
+        .write("run.json", &serde_json::to_vec_pretty(&record)?)
+        .map_err(|e| anyhow!(e))?;
+    let out = staging.commit().map_err(|e| anyhow!(e))?;
+    Ok(outcome_from_record(out, &record, analysis))
+}
+
+/// The end-of-run summary of a report rebuilt from saved data (counts read from its run record).
+fn outcome_from_record(out: PathBuf, record: &serde_json::Value, analysis: Analysis) -> RunOutcome {
+    let images = record["dataset"]["images"].as_u64().unwrap_or(0) as usize;
+    let skipped = record["skipped"]
+        .as_object()
+        .map(|o| o.values().filter_map(|v| v.as_u64()).sum::<u64>())
+        .unwrap_or(0) as usize;
+    RunOutcome {
+        out,
+        thresholds: analysis.thresholds,
+        images,
+        enrolled: images.saturating_sub(skipped),
+        rates: analysis.rates,
+        differentials: analysis.differentials,
     }
 }

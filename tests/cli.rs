@@ -344,3 +344,116 @@ fn inspect_reports_the_model_interface() {
     );
     assert!(text.contains("catalogue: yunet-dynamic"), "{text}");
 }
+
+#[test]
+fn shards_merged_equal_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 3, 4); // 96 images
+    let run = |out: &std::path::Path, shard: Option<&str>| {
+        let mut c = facebias(dir.path());
+        c.args(["run", "--quiet", "--dataset"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(out);
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        c.assert().success();
+    };
+    let single = dir.path().join("single");
+    run(&single, None);
+    let shards: Vec<_> = (0..3)
+        .map(|k| dir.path().join(format!("shard{k}")))
+        .collect();
+    for (k, s) in shards.iter().enumerate() {
+        run(s, Some(&format!("{k}/3")));
+        assert!(!s.join("groups.csv").exists(), "a shard writes no report");
+    }
+    // Missing shard: refused, naming it.
+    let partial = facebias(dir.path())
+        .arg("merge")
+        .args(&shards[..2])
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&partial.get_output().stderr)
+        .contains("shards [2] of 3 are missing"));
+    let merged = dir.path().join("merged");
+    facebias(dir.path())
+        .arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(&merged)
+        .assert()
+        .success();
+    for f in [
+        "samples.csv",
+        "embeddings.npy",
+        "comparisons.bin",
+        "groups.csv",
+        "cross_fmr.csv",
+        "differentials.csv",
+    ] {
+        let (x, y) = (
+            std::fs::read(single.join(f)).unwrap(),
+            std::fs::read(merged.join(f)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{f} differs between the single run and the merged shards"
+        );
+    }
+    let strip = |p: &std::path::Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p.join("run.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("execution");
+        v
+    };
+    assert_eq!(strip(&single), strip(&merged));
+}
+
+#[test]
+fn shard_flag_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = facebias(dir.path())
+        .args(["run", "--dataset", "x", "--out", "y", "--shard", "4/4"])
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("0 ≤ K < N"));
+}
+
+#[test]
+fn report_rerenders_from_saved_comparisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 2, 4);
+    let out = dir.path().join("run");
+    facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let before = std::fs::read(out.join("groups.csv")).unwrap();
+    // Same targets: identical files, without the model (an unusable --ort-lib proves it is not loaded).
+    facebias(dir.path())
+        .env("ORT_DYLIB_PATH", "/nonexistent.so")
+        .arg("report")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(before, std::fs::read(out.join("groups.csv")).unwrap());
+    // New targets: new thresholds from the same histograms.
+    facebias(dir.path())
+        .arg("report")
+        .arg(&out)
+        .args(["--target-fmr", "0.05"])
+        .assert()
+        .success();
+    let rows = read_csv(&out.join("groups.csv"));
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["target_fmr"] == "0.05"));
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["target_fmrs"], serde_json::json!([0.05]));
+}

@@ -13,6 +13,7 @@
 //!   3/n, and a ratio using it is reported as a bound and flagged, never as 0 or infinity.
 
 pub mod groups;
+pub mod store;
 
 use serde::Serialize;
 

@@ -1,0 +1,214 @@
+//! `comparisons.bin`: everything the metrics need, saved in the run folder so reports can be
+//! re-rendered and sharded runs merged without touching the model or recomputing any comparison.
+//!
+//! Layout: `FBCMP1\n`, a u32 LE length and a JSON header ([`Header`]), then little-endian u64 arrays:
+//! per combo `images`, `fte`, `mated_total`; per cell `nonmated_total`; then each histogram (all
+//! non-mated cells, then the mated histogram of each combo) stored sparsely as a u32 count of non-zero
+//! bins followed by that many `(u32 bin, u64 count)` pairs.
+
+use serde::{Deserialize, Serialize};
+
+use super::Comparisons;
+use crate::compare::{CellHistograms, ScoreHistogram, BINS};
+
+const MAGIC: &[u8] = b"FBCMP1\n";
+
+/// Metadata stored with the counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Attribute names.
+    pub attributes: Vec<String>,
+    /// Attribute values of each combo (finest group), in combo order.
+    pub combos: Vec<Vec<String>>,
+    /// Which shard these histograms cover: `[index, count]`; `[0, 1]` for a whole run.
+    pub shard: [usize; 2],
+    /// sha256 of the inputs the comparisons were computed from (embeddings and sample assignment);
+    /// shards merge only when it is equal.
+    pub fingerprint: String,
+    /// Kernel that computed the scores.
+    pub kernel: String,
+}
+
+fn put(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_hist(out: &mut Vec<u8>, h: &ScoreHistogram) {
+    let nz: Vec<(usize, u64)> = h
+        .counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(b, &c)| (b, c))
+        .collect();
+    out.extend_from_slice(&(nz.len() as u32).to_le_bytes());
+    for (b, c) in nz {
+        out.extend_from_slice(&(b as u32).to_le_bytes());
+        put(out, c);
+    }
+}
+
+/// Serialises comparisons with their header.
+pub fn to_bytes(header: &Header, c: &Comparisons) -> Vec<u8> {
+    let json = serde_json::to_vec(header).expect("header serialises");
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    for v in c
+        .images
+        .iter()
+        .chain(&c.fte)
+        .chain(&c.mated_total)
+        .chain(&c.nonmated_total)
+    {
+        put(&mut out, *v);
+    }
+    c.nonmated
+        .cells
+        .iter()
+        .chain(&c.mated)
+        .for_each(|h| put_hist(&mut out, h));
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let s = self
+            .b
+            .get(self.pos..self.pos + n)
+            .ok_or("comparisons file is truncated")?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn vec(&mut self, n: usize) -> Result<Vec<u64>, String> {
+        (0..n).map(|_| self.u64()).collect()
+    }
+    fn hist(&mut self) -> Result<ScoreHistogram, String> {
+        let mut h = ScoreHistogram::default();
+        for _ in 0..self.u32()? {
+            let b = self.u32()? as usize;
+            let c = self.u64()?;
+            *h.counts
+                .get_mut(b)
+                .ok_or("comparisons file has a bin out of range")? = c;
+        }
+        Ok(h)
+    }
+}
+
+/// Parses a `comparisons.bin`.
+pub fn from_bytes(bytes: &[u8]) -> Result<(Header, Comparisons), String> {
+    if !bytes.starts_with(MAGIC) {
+        return Err("not a facebias comparisons.bin (bad magic)".into());
+    }
+    let mut r = Reader {
+        b: bytes,
+        pos: MAGIC.len(),
+    };
+    let len = r.u32()? as usize;
+    let header: Header =
+        serde_json::from_slice(r.take(len)?).map_err(|e| format!("bad header: {e}"))?;
+    let k = header.combos.len();
+    let cells = k * (k + 1) / 2;
+    let images = r.vec(k)?;
+    let fte = r.vec(k)?;
+    let mated_total = r.vec(k)?;
+    let nonmated_total = r.vec(cells)?;
+    let mut nonmated = CellHistograms {
+        groups: k,
+        cells: Vec::with_capacity(cells),
+    };
+    for _ in 0..cells {
+        nonmated.cells.push(r.hist()?);
+    }
+    let mated = (0..k).map(|_| r.hist()).collect::<Result<Vec<_>, _>>()?;
+    if r.pos != bytes.len() {
+        return Err("comparisons file has trailing bytes".into());
+    }
+    debug_assert!(nonmated.cells.iter().all(|h| h.counts.len() == BINS));
+    Ok((
+        header,
+        Comparisons {
+            nonmated,
+            nonmated_total,
+            mated,
+            mated_total,
+            images,
+            fte,
+        },
+    ))
+}
+
+/// Adds shard `b` into `a`: histograms are summed; totals, which describe the whole dataset, must agree.
+pub fn merge_into(a: &mut Comparisons, b: &Comparisons) -> Result<(), String> {
+    if a.images != b.images
+        || a.fte != b.fte
+        || a.mated_total != b.mated_total
+        || a.nonmated_total != b.nonmated_total
+    {
+        return Err("the shards describe different datasets (their totals differ)".into());
+    }
+    a.nonmated.merge(&b.nonmated);
+    a.mated
+        .iter_mut()
+        .zip(&b.mated)
+        .for_each(|(x, y)| x.merge(y));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut nonmated = CellHistograms::new(2);
+        nonmated.cells[1].counts[7] = 3;
+        nonmated.cells[2].counts[BINS - 1] = 1 << 40;
+        let mut mated = vec![ScoreHistogram::default(), ScoreHistogram::default()];
+        mated[0].counts[40000] = 5;
+        let c = Comparisons {
+            nonmated,
+            nonmated_total: vec![1, 2, 3],
+            mated,
+            mated_total: vec![5, 0],
+            images: vec![4, 4],
+            fte: vec![0, 1],
+        };
+        let h = Header {
+            attributes: vec!["sex".into()],
+            combos: vec![vec!["f".into()], vec!["m".into()]],
+            shard: [0, 1],
+            fingerprint: "x".into(),
+            kernel: "k".into(),
+        };
+        let bytes = to_bytes(&h, &c);
+        let (h2, c2) = from_bytes(&bytes).unwrap();
+        assert_eq!(h, h2);
+        assert_eq!(c.nonmated, c2.nonmated);
+        assert_eq!(
+            (&c.mated, &c.images, &c.fte, &c.nonmated_total),
+            (&c2.mated, &c2.images, &c2.fte, &c2.nonmated_total)
+        );
+        assert!(from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut doubled = c2.clone();
+        merge_into(&mut doubled, &c2).unwrap();
+        assert_eq!(doubled.nonmated.cells[2].counts[BINS - 1], 1 << 41);
+    }
+}

@@ -135,6 +135,9 @@ pub struct RunArgs {
     /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<crate::compare::kernel::Shard>,
+    /// Metric and uncertainty settings.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -173,6 +176,9 @@ pub struct MergeArgs {
     /// Folder of the merged report.
     #[arg(long)]
     pub out: PathBuf,
+    /// Metric settings (a merged run has no bootstrap intervals).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 /// Arguments of `report`.
@@ -183,6 +189,33 @@ pub struct ReportArgs {
     /// Target FMRs for the global thresholds [default: those of the run].
     #[arg(long, value_delimiter = ',')]
     pub target_fmr: Option<Vec<f64>>,
+    /// Metric and uncertainty settings.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// Summary-metric weight and confidence intervals.
+#[derive(Debug, Args, Clone)]
+pub struct AnalysisArgs {
+    /// α, the weight of FMR against FNMR in FDR, inequity rate and GARBE.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// Subject-bootstrap replicates for the 95 % intervals (0: no intervals).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap's random draws.
+    #[arg(long, default_value_t = 8280)]
+    pub seed: u64,
+}
+
+impl Default for AnalysisArgs {
+    fn default() -> Self {
+        AnalysisArgs {
+            alpha: 0.5,
+            bootstrap: 1000,
+            seed: 8280,
+        }
+    }
 }
 
 /// Arguments of `demo`.

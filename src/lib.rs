@@ -12,7 +12,7 @@
 //! | preprocessing | [`preprocess`] | image file → RGB → face + landmarks → aligned crop → tensor |
 //! | embedding | [`embed`] | tensors → L2-normalised embeddings (ONNX Runtime via [`runtime`]), cached |
 //! | comparison | [`compare`] | embeddings + group ids → mated scores + non-mated score histograms per group pair |
-//! | metrics | [`metrics`] | histograms → global thresholds, per-group and cross-group rates, differentials |
+//! | metrics | [`metrics`] | histograms → global thresholds, per-group and cross-group rates, summary metrics, subject-bootstrap intervals |
 //! | report | [`report`] | results → CSV, NPY, JSON, charts |
 //!
 //! [`pipeline`] strings the stages together for the CLI ([`cli`]).

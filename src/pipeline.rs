@@ -9,8 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs, MergeArgs, ModelArgs,
-    ReportArgs, RunArgs,
+    AnalysisArgs, BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs,
+    MergeArgs, ModelArgs, ReportArgs, RunArgs,
 };
 use crate::compare::{self, ScoreHistogram, BINS};
 use crate::embed::cache::{self, EmbeddingCache};
@@ -225,8 +225,8 @@ pub struct RunOutcome {
     pub enrolled: usize,
     /// Per-group rates.
     pub rates: Vec<metrics::GroupRate>,
-    /// Differentials.
-    pub differentials: Vec<metrics::Differential>,
+    /// Summary metrics.
+    pub equity: Vec<metrics::EquityRow>,
 }
 
 #[derive(Serialize)]
@@ -424,6 +424,51 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     staging
         .write("comparisons.bin", &store::to_bytes(&header, &comparisons))
         .map_err(|e| anyhow!(e))?;
+    let mut bootstrap_note = String::new();
+    let mut boot_data = None;
+    if shard.count == 1 && args.analysis.bootstrap > 0 {
+        // Second pass: the non-mated pairs at or above the lowest threshold, for the subject bootstrap.
+        let total: u64 = comparisons.nonmated_total.iter().sum();
+        let targets = args
+            .target_fmr
+            .clone()
+            .unwrap_or_else(|| metrics::default_targets(total));
+        let cutoff = metrics::global_thresholds(&comparisons, &targets)
+            .iter()
+            .map(|t| t.bin)
+            .min()
+            .unwrap_or(BINS);
+        let high_count: u64 = comparisons
+            .nonmated
+            .cells
+            .iter()
+            .map(|h| h.counts[cutoff.min(BINS - 1)..].iter().sum::<u64>())
+            .sum();
+        if high_count <= MAX_BOOTSTRAP_PAIRS {
+            let high = compare::kernel::high_pairs(
+                &emb, ex.dim, &e_combo, &e_subject, combos, kernel, workers, cutoff,
+            );
+            let boot = bootstrap_data(
+                &manifest,
+                &partition.combo_of,
+                &subjects,
+                &e_subject,
+                &pairs.mated,
+                &high,
+                cutoff,
+            );
+            staging
+                .write("bootstrap.bin", &boot.to_bytes())
+                .map_err(|e| anyhow!(e))?;
+            boot_data = Some(boot);
+        } else {
+            bootstrap_note = format!("{high_count} pairs above the lowest threshold exceed the bootstrap's limit of {MAX_BOOTSTRAP_PAIRS}; no intervals");
+        }
+    } else if shard.count > 1 {
+        bootstrap_note =
+            "sharded run: intervals need an unsharded run (the bootstrap keeps per-subject pairs)"
+                .into();
+    }
 
     let manifest_sha256 = spec::sha256_file(&manifest.file)
         .with_context(|| format!("cannot read {}", manifest.file.display()))?;
@@ -474,6 +519,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         },
     };
     let mut record = serde_json::to_value(&record).context("cannot serialise run.json")?;
+    record["bootstrap"] = serde_json::json!({"replicates": args.analysis.bootstrap, "seed": args.analysis.seed, "alpha": args.analysis.alpha, "note": bootstrap_note});
     if shard.count > 1 {
         // A shard stops here: its partial histograms wait for `facebias merge`.
         record["files"] =
@@ -492,10 +538,17 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             images: manifest.samples.len(),
             enrolled: enrolled_idx.len(),
             rates: Vec::new(),
-            differentials: Vec::new(),
+            equity: Vec::new(),
         });
     }
-    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    let analysis = finish_report(
+        &staging,
+        &header,
+        &comparisons,
+        boot_data.as_ref(),
+        &args.analysis,
+        &mut record,
+    )?;
     record["execution"]["timings_s"]["total"] = serde_json::json!(t_total.elapsed().as_secs_f64());
     staging
         .write("run.json", &serde_json::to_vec_pretty(&record)?)
@@ -507,7 +560,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         images: manifest.samples.len(),
         enrolled: enrolled_idx.len(),
         rates: analysis.rates,
-        differentials: analysis.differentials,
+        equity: analysis.equity,
     })
 }
 
@@ -521,6 +574,40 @@ fn fingerprint(parts: &[&[u8]]) -> String {
     spec::hex(&sha2::Digest::finalize(h))
 }
 
+/// Most non-mated pairs the bootstrap keeps in memory (10 bytes each on disk).
+const MAX_BOOTSTRAP_PAIRS: u64 = 50_000_000;
+
+/// Per-subject data for the bootstrap from the manifest and the kernel's mated and high pairs.
+fn bootstrap_data(
+    manifest: &Manifest,
+    combo_of: &[u16],
+    subjects: &[u32],
+    e_subject: &[u32],
+    mated: &[compare::MatedScore],
+    high: &[(usize, usize, u16)],
+    cutoff: usize,
+) -> metrics::bootstrap::BootstrapData {
+    let n_subjects = subjects.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
+    let mut d = metrics::bootstrap::BootstrapData {
+        subject_combo: vec![0; n_subjects],
+        subject_images: vec![0; n_subjects],
+        mated_bins: vec![Vec::new(); n_subjects],
+        high: high
+            .iter()
+            .map(|&(a, b, bin)| (e_subject[a], e_subject[b], bin))
+            .collect(),
+        cutoff_bin: cutoff,
+    };
+    for (i, &s) in subjects.iter().enumerate().take(manifest.samples.len()) {
+        d.subject_combo[s as usize] = combo_of[i];
+        d.subject_images[s as usize] += 1;
+    }
+    for m in mated {
+        d.mated_bins[e_subject[m.a] as usize].push(compare::bin_of(m.score) as u16);
+    }
+    d
+}
+
 /// Metrics computed from saved comparisons.
 pub struct Analysis {
     /// Global thresholds.
@@ -529,8 +616,10 @@ pub struct Analysis {
     pub rates: Vec<metrics::GroupRate>,
     /// Cross-group FMR.
     pub cross: Vec<metrics::CrossRate>,
-    /// Differentials.
-    pub differentials: Vec<metrics::Differential>,
+    /// Summary metrics.
+    pub equity: Vec<metrics::EquityRow>,
+    /// Why there are no intervals, when there are none.
+    pub bootstrap_note: String,
     /// Per grouping: curves and per-threshold rates (for the DET charts).
     dets: Vec<(
         metrics::groups::Grouping,
@@ -539,8 +628,15 @@ pub struct Analysis {
     )>,
 }
 
-/// The metrics stage: thresholds for `targets` (or the defaults), then every grouping's rates.
-pub fn analyse(header: &store::Header, c: &Comparisons, targets: Option<&[f64]>) -> Analysis {
+/// The metrics stage: thresholds for `targets` (or the defaults), every grouping's rates and summary
+/// metrics, and their subject-bootstrap intervals when `boot` data is given.
+pub fn analyse(
+    header: &store::Header,
+    c: &Comparisons,
+    targets: Option<&[f64]>,
+    boot: Option<&metrics::bootstrap::BootstrapData>,
+    opts: &AnalysisArgs,
+) -> Analysis {
     let partition = Partition {
         attributes: header.attributes.clone(),
         combos: header.combos.clone(),
@@ -551,26 +647,122 @@ pub fn analyse(header: &store::Header, c: &Comparisons, targets: Option<&[f64]>)
         .map(<[f64]>::to_vec)
         .unwrap_or_else(|| metrics::default_targets(total_nonmated));
     let thresholds = metrics::global_thresholds(c, &targets);
+    let gs = groupings(&partition);
     let mut a = Analysis {
         thresholds,
         rates: Vec::new(),
         cross: Vec::new(),
-        differentials: Vec::new(),
+        equity: Vec::new(),
+        bootstrap_note: String::new(),
         dets: Vec::new(),
     };
-    for g in groupings(&partition) {
-        let curves = metrics::group_curves(c, &g);
+    for g in &gs {
+        let curves = metrics::group_curves(c, g);
         let mut per_threshold = Vec::new();
         for t in &a.thresholds {
-            let r = metrics::group_rates(&g, &curves, t);
-            a.differentials.extend(metrics::summarize(&g, &r, t));
-            per_threshold.push(r.clone());
-            a.rates.extend(r);
+            let r = metrics::group_rates(g, &curves, t);
+            a.equity.extend(metrics::equity_rows(g, &r, t, opts.alpha));
+            per_threshold.push(r);
         }
-        a.cross.extend(metrics::cross_rates(c, &g, &a.thresholds));
-        a.dets.push((g, curves, per_threshold));
+        a.cross.extend(metrics::cross_rates(c, g, &a.thresholds));
+        a.dets.push((g.clone(), curves, per_threshold));
+    }
+    // Subject bootstrap: per replicate, every group's rates and every summary metric.
+    match boot {
+        _ if opts.bootstrap == 0 => a.bootstrap_note = "no intervals (--bootstrap 0)".into(),
+        None => a.bootstrap_note = "no intervals: this run folder has no bootstrap.bin".into(),
+        Some(data) => {
+            let bins: Vec<usize> = a.thresholds.iter().map(|t| t.bin).collect();
+            match metrics::bootstrap::Prepared::new(data, header.combos.len(), &bins) {
+                Err(e) => {
+                    a.bootstrap_note =
+                        format!("no intervals: {e} (rerun with these --target-fmr values)")
+                }
+                Ok(prep) => {
+                    bootstrap_intervals(&mut a, &gs, &prep, data, header.combos.len(), opts)
+                }
+            }
+        }
+    }
+    for (_, _, per_t) in &a.dets {
+        per_t.iter().for_each(|r| a.rates.extend(r.iter().cloned()));
     }
     a
+}
+
+/// Replicate values of one group's (FMR, FNMR).
+type RateSamples = (Vec<f64>, Vec<f64>);
+
+/// Fills the interval fields of `a` from `opts.bootstrap` replicates.
+fn bootstrap_intervals(
+    a: &mut Analysis,
+    gs: &[metrics::groups::Grouping],
+    prep: &metrics::bootstrap::Prepared,
+    data: &metrics::bootstrap::BootstrapData,
+    combos: usize,
+    opts: &AnalysisArgs,
+) {
+    use metrics::bootstrap::{draw_weights, percentile, SplitMix64};
+    let nt = a.thresholds.len();
+    // samples[g][t][group] = (fmr values, fnmr values); metric_samples[g][t][metric] = values
+    let mut samples: Vec<Vec<Vec<RateSamples>>> = gs
+        .iter()
+        .map(|g| vec![vec![(Vec::new(), Vec::new()); g.groups.len()]; nt])
+        .collect();
+    let mut metric_samples: Vec<Vec<Vec<Vec<f64>>>> =
+        gs.iter().map(|_| vec![vec![Vec::new(); 7]; nt]).collect();
+    let mut rng = SplitMix64::new(opts.seed);
+    for _ in 0..opts.bootstrap {
+        let w = draw_weights(&data.subject_combo, combos, &mut rng);
+        let wc = prep.weighted(&w);
+        for (gi, g) in gs.iter().enumerate() {
+            for ti in 0..nt {
+                let counts = prep.group_counts(&wc, g, ti);
+                let mut fmr_items = Vec::with_capacity(counts.len());
+                let mut fnmr_items = Vec::with_capacity(counts.len());
+                for (k, cnt) in counts.iter().enumerate() {
+                    let s = &mut samples[gi][ti][k];
+                    s.0.push(cnt[0] / cnt[1]);
+                    s.1.push(cnt[2] / cnt[3]);
+                    fmr_items.push(metrics::equity::Item {
+                        group: g.groups[k].clone(),
+                        errors: cnt[0],
+                        n: cnt[1],
+                    });
+                    fnmr_items.push(metrics::equity::Item {
+                        group: g.groups[k].clone(),
+                        errors: cnt[2],
+                        n: cnt[3],
+                    });
+                }
+                for (m, (_, _, v)) in metrics::equity::all(&fmr_items, &fnmr_items, opts.alpha)
+                    .into_iter()
+                    .enumerate()
+                {
+                    metric_samples[gi][ti][m].push(v.value);
+                }
+            }
+        }
+    }
+    for (gi, (_, _, per_t)) in a.dets.iter_mut().enumerate() {
+        for (ti, rates) in per_t.iter_mut().enumerate() {
+            for (k, r) in rates.iter_mut().enumerate() {
+                let (f, n) = &samples[gi][ti][k];
+                r.fmr_ci_low = percentile(f, 2.5);
+                r.fmr_ci_high = percentile(f, 97.5);
+                r.fnmr_ci_low = percentile(n, 2.5);
+                r.fnmr_ci_high = percentile(n, 97.5);
+            }
+        }
+    }
+    // equity rows are in (grouping, threshold, metric) order.
+    for (idx, row) in a.equity.iter_mut().enumerate() {
+        let (gi, rest) = (idx / (nt * 7), idx % (nt * 7));
+        let (ti, m) = (rest / 7, rest % 7);
+        let v = &metric_samples[gi][ti][m];
+        row.ci_low = percentile(v, 2.5);
+        row.ci_high = percentile(v, 97.5);
+    }
 }
 
 /// Metrics and report files from saved comparisons, into `staging`; fills the result fields of the
@@ -579,12 +771,14 @@ fn finish_report(
     staging: &Staging,
     header: &store::Header,
     c: &Comparisons,
+    boot: Option<&metrics::bootstrap::BootstrapData>,
+    opts: &AnalysisArgs,
     record: &mut serde_json::Value,
 ) -> Result<Analysis> {
     let t_metrics = Instant::now();
     let requested: Option<Vec<f64>> =
         serde_json::from_value(record["requested_target_fmrs"].clone()).unwrap_or(None);
-    let analysis = analyse(header, c, requested.as_deref());
+    let analysis = analyse(header, c, requested.as_deref(), boot, opts);
     let metrics_s = t_metrics.elapsed().as_secs_f64();
     let t_report = Instant::now();
     let model_name = record["model"]["spec"]["name"]
@@ -606,13 +800,22 @@ fn finish_report(
         serde_json::json!(c.mated.iter().map(|h| h.total()).sum::<u64>());
     record["compare"]["nonmated_comparisons_scored"] =
         serde_json::json!(c.nonmated.cells.iter().map(|h| h.total()).sum::<u64>());
+    record["bootstrap"] = serde_json::json!({
+        "replicates": opts.bootstrap,
+        "seed": opts.seed,
+        "alpha": opts.alpha,
+        "resampling": "subjects, with replacement, within each finest group (attribute-value combination)",
+        "interval": "2.5 and 97.5 percentiles",
+        "note": analysis.bootstrap_note,
+    });
     record["files"] = serde_json::json!([
         "samples.csv",
         "embeddings.npy",
         "comparisons.bin",
+        "bootstrap.bin",
         "groups.csv",
         "cross_fmr.csv",
-        "differentials.csv",
+        "equity.csv",
         "det_*.png/svg",
         "heatmap_*.png/svg"
     ]);
@@ -636,10 +839,7 @@ fn write_report(
     };
     write("groups.csv", report::groups_csv(&a.rates))?;
     write("cross_fmr.csv", report::cross_csv(&a.cross))?;
-    write(
-        "differentials.csv",
-        report::differentials_csv(&a.differentials),
-    )?;
+    write("equity.csv", report::rows_csv(&a.equity))?;
     let chart_t = chart_threshold(&a.thresholds);
     for (g, curves, per_t) in &a.dets {
         let stem = sanitize(&g.name);
@@ -772,7 +972,14 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
         .iter()
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>());
-    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    let analysis = finish_report(
+        &staging,
+        &header,
+        &comparisons,
+        None,
+        &args.analysis,
+        &mut record,
+    )?;
     staging
         .write("run.json", &serde_json::to_vec_pretty(&record)?)
         .map_err(|e| anyhow!(e))?;
@@ -847,7 +1054,7 @@ pub fn print_run_summary(o: &RunOutcome) {
     }
     if let Some(t) = chart_threshold(&o.thresholds) {
         for d in o
-            .differentials
+            .equity
             .iter()
             .filter(|d| d.target_fmr == t.target_fmr && d.metric == "max_min" && !d.value.is_nan())
         {
@@ -875,6 +1082,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         target_fmr: None,
         attributes: None,
         shard: None,
+        analysis: AnalysisArgs::default(),
         model: ModelArgs {
             model: "mobilefacenet".into(),
             models_dir: args.models_dir.clone(),
@@ -1121,14 +1329,7 @@ pub fn print_bench(b: &BenchResult) {
         "pipeline throughput (decode + detect + align + embed), {} images, {} workers",
         b.images, b.threads
     );
-    println!(
-        "  runs (s): {}",
-        b.seconds
-            .iter()
-            .map(|s| format!("{s:.3}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("  runs (s): {}", fmt_runs(&b.seconds));
     println!(
         "  median:   {:.3} s = {:.1} images/s",
         b.median_seconds, b.images_per_second
@@ -1175,14 +1376,7 @@ pub fn print_kernel_bench(b: &compare::bench::KernelBench) {
         "all-pairs kernel {}: n = {}, d = {}, {} groups, {} threads, {} pairs",
         b.kernel, b.n, b.dim, b.groups, b.threads, b.pairs
     );
-    println!(
-        "  runs (s): {}",
-        b.seconds
-            .iter()
-            .map(|s| format!("{s:.3}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("  runs (s): {}", fmt_runs(&b.seconds));
     println!(
         "  median:   {:.3} s  = {:.3e} pairs/s = {:.1} GFLOP/s",
         b.median_seconds, b.pairs_per_second, b.gflops
@@ -1243,7 +1437,26 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
             .with_context(|| format!("cannot read {}", dir.join(f).display()))?;
         staging.write(f, &bytes).map_err(|e| anyhow!(e))?;
     }
-    let analysis = finish_report(&staging, &header, &comparisons, &mut record)?;
+    let boot = match std::fs::read(dir.join("bootstrap.bin")) {
+        Ok(bytes) => {
+            staging
+                .write("bootstrap.bin", &bytes)
+                .map_err(|e| anyhow!(e))?;
+            Some(
+                metrics::bootstrap::BootstrapData::from_bytes(&bytes)
+                    .map_err(|e| anyhow!("{}: {e}", dir.join("bootstrap.bin").display()))?,
+            )
+        }
+        Err(_) => None,
+    };
+    let analysis = finish_report(
+        &staging,
+        &header,
+        &comparisons,
+        boot.as_ref(),
+        &args.analysis,
+        &mut record,
+    )?;
     staging
         .write("run.json", &serde_json::to_vec_pretty(&record)?)
         .map_err(|e| anyhow!(e))?;
@@ -1264,6 +1477,15 @@ fn outcome_from_record(out: PathBuf, record: &serde_json::Value, analysis: Analy
         images,
         enrolled: images.saturating_sub(skipped),
         rates: analysis.rates,
-        differentials: analysis.differentials,
+        equity: analysis.equity,
     }
+}
+
+/// Seconds of repeated runs as `0.123, 0.125, …`.
+fn fmt_runs(seconds: &[f64]) -> String {
+    seconds
+        .iter()
+        .map(|s| format!("{s:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -25,7 +25,7 @@ fn run_counts_equal_a_brute_force_recount() {
         "embeddings.npy",
         "groups.csv",
         "cross_fmr.csv",
-        "differentials.csv",
+        "equity.csv",
         "run.json",
         "det_race.png",
         "det_sex.svg",
@@ -266,7 +266,7 @@ fn reruns_are_byte_identical_and_use_the_cache() {
         "embeddings.npy",
         "groups.csv",
         "cross_fmr.csv",
-        "differentials.csv",
+        "equity.csv",
     ] {
         let (x, y) = (
             std::fs::read(a.join(f)).unwrap(),
@@ -351,7 +351,7 @@ fn shards_merged_equal_the_single_run() {
     let manifest = bfw_subset(dir.path(), 3, 4); // 96 images
     let run = |out: &std::path::Path, shard: Option<&str>| {
         let mut c = facebias(dir.path());
-        c.args(["run", "--quiet", "--dataset"])
+        c.args(["run", "--quiet", "--bootstrap", "0", "--dataset"]) // intervals need an unsharded run
             .arg(&manifest)
             .arg("--out")
             .arg(out);
@@ -383,6 +383,7 @@ fn shards_merged_equal_the_single_run() {
     facebias(dir.path())
         .arg("merge")
         .args(&shards)
+        .args(["--bootstrap", "0"])
         .arg("--out")
         .arg(&merged)
         .assert()
@@ -393,7 +394,7 @@ fn shards_merged_equal_the_single_run() {
         "comparisons.bin",
         "groups.csv",
         "cross_fmr.csv",
-        "differentials.csv",
+        "equity.csv",
     ] {
         let (x, y) = (
             std::fs::read(single.join(f)).unwrap(),
@@ -456,4 +457,52 @@ fn report_rerenders_from_saved_comparisons() {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["target_fmrs"], serde_json::json!([0.05]));
+}
+
+#[test]
+fn summary_metrics_agree_with_numpy_and_intervals_are_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 6, 5); // 240 images, 48 subjects
+    let out = dir.path().join("run");
+    facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--bootstrap",
+            "300",
+            "--target-fmr",
+            "0.05,0.01",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let status = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/equity_check.py"
+        ))
+        .arg(&out)
+        .status()
+        .expect("python3 with numpy (installed by .ci/setup)");
+    assert!(status.success(), "numpy recomputation disagrees");
+    let groups = read_csv(&out.join("groups.csv"));
+    let with_errors: Vec<_> = groups
+        .iter()
+        .filter(|g| g["false_matches"] != "0")
+        .collect();
+    assert!(!with_errors.is_empty());
+    for g in with_errors {
+        let (lo, hi): (f64, f64) = (
+            g["fmr_ci_low"].parse().unwrap(),
+            g["fmr_ci_high"].parse().unwrap(),
+        );
+        assert!(lo.is_finite() && hi.is_finite() && lo <= hi, "{g:?}");
+    }
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["bootstrap"]["replicates"], 300);
+    assert_eq!(run["bootstrap"]["seed"], 8280);
 }

@@ -129,7 +129,10 @@ pub fn all_pairs(
             } else {
                 Kernel::Portable
             };
-            blocked_all_pairs(emb, dim, cell, subject, groups, kernel, threads, shard)
+            blocked_all_pairs(
+                emb, dim, cell, subject, groups, kernel, threads, shard, None,
+            )
+            .0
         }
     }
 }
@@ -296,6 +299,12 @@ struct Local {
     totals: Option<CellHistograms>,
     /// Mated pairs as (sorted position, sorted position, score).
     mated: Vec<(usize, usize, f32)>,
+    /// Whether to count into histograms (the first pass) …
+    count: bool,
+    /// … and/or keep the non-mated pairs whose bin is at least this (`u32::MAX`: keep none).
+    collect_from: u32,
+    /// Kept non-mated pairs as (sorted position, sorted position, bin).
+    high: Vec<(usize, usize, u16)>,
 }
 
 impl Local {
@@ -307,6 +316,9 @@ impl Local {
             pending: 0,
             totals: None,
             mated: Vec::new(),
+            count: true,
+            collect_from: u32::MAX,
+            high: Vec::new(),
         }
     }
 
@@ -468,7 +480,8 @@ fn blocked_all_pairs(
     kernel: Kernel,
     threads: usize,
     shard: Shard,
-) -> AllPairs {
+    collect_from: Option<usize>,
+) -> (AllPairs, Vec<(usize, usize, u16)>) {
     let p = pack(emb, dim, cell, subject);
     let n = p.n;
     let panels_a = n.div_ceil(MR);
@@ -486,6 +499,10 @@ fn blocked_all_pairs(
                 let (p, jobs, next) = (&p, &jobs, &next);
                 s.spawn(move || {
                     let mut local = Local::new(groups);
+                    if let Some(cut) = collect_from {
+                        local.count = false;
+                        local.collect_from = cut as u32;
+                    }
                     loop {
                         let j = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&job) = jobs.get(j) else { break };
@@ -507,7 +524,12 @@ fn blocked_all_pairs(
     // Merge in worker order (integer sums: the order does not change the result).
     let mut nonmated = CellHistograms::new(groups);
     let mut mated = Vec::new();
+    let mut high = Vec::new();
     for mut l in locals {
+        high.extend(l.high.iter().map(|&(x, y, b)| {
+            let (a, c) = (p.order[x], p.order[y]);
+            (a.min(c), a.max(c), b)
+        }));
         if let Some(t) = l.totals.take() {
             nonmated.merge(&t);
         }
@@ -522,7 +544,41 @@ fn blocked_all_pairs(
         }));
     }
     mated.sort_by_key(|m| (m.a, m.b));
-    AllPairs { nonmated, mated }
+    high.sort_unstable();
+    (AllPairs { nonmated, mated }, high)
+}
+
+/// The second pass for the bootstrap: every non-mated pair whose bin is at least `from_bin`, as
+/// (row a, row b, bin) with `a < b`, sorted; computed with the same tiles as [`all_pairs`], so its bins
+/// are exactly those counted there. (The scalar kernel is served by the portable tiling.)
+#[allow(clippy::too_many_arguments)]
+pub fn high_pairs(
+    emb: &[f32],
+    dim: usize,
+    cell: &[u16],
+    subject: &[u32],
+    groups: usize,
+    kernel: Kernel,
+    threads: usize,
+    from_bin: usize,
+) -> Vec<(usize, usize, u16)> {
+    let kernel = if kernel == Kernel::Avx2Fma && kernel.available() {
+        kernel
+    } else {
+        Kernel::Portable
+    };
+    blocked_all_pairs(
+        emb,
+        dim,
+        cell,
+        subject,
+        groups,
+        kernel,
+        threads,
+        Shard::ALL,
+        Some(from_bin),
+    )
+    .1
 }
 
 /// One row block: A panels `job·8 .. job·8+8` against every B panel to their right (upper triangle).
@@ -552,12 +608,21 @@ fn run_job(p: &Packed, kernel: Kernel, job: usize, per_job: usize, local: &mut L
                 let uniform = p.grp[i0] == p.grp[i_end - 1] && p.grp[j0] == p.grp[j_end - 1];
                 let may_share_subject = p.subj[j0] <= p.subj[i_end - 1];
                 if full && uniform && !may_share_subject {
-                    let base = local.cell_offset(p.grp[i0], p.grp[j0]);
-                    let h = &mut local.counts[base..base + BINS];
-                    for &b in bins.iter() {
-                        h[b as usize] += 1;
+                    if local.count {
+                        let base = local.cell_offset(p.grp[i0], p.grp[j0]);
+                        let h = &mut local.counts[base..base + BINS];
+                        for &b in bins.iter() {
+                            h[b as usize] += 1;
+                        }
+                        local.pending += TILE as u64;
                     }
-                    local.pending += TILE as u64;
+                    if bins.iter().any(|&b| b >= local.collect_from) {
+                        for (t, &b) in bins.iter().enumerate() {
+                            if b >= local.collect_from {
+                                local.high.push((i0 + t / NR, j0 + t % NR, b as u16));
+                            }
+                        }
+                    }
                 } else {
                     for i in i0..i_end {
                         let r = i - i0;
@@ -566,9 +631,14 @@ fn run_job(p: &Packed, kernel: Kernel, job: usize, per_job: usize, local: &mut L
                             if p.subj[i] == p.subj[j] {
                                 local.mated.push((i, j, scores[t]));
                             } else {
-                                let base = local.cell_offset(p.grp[i], p.grp[j]);
-                                local.counts[base + bins[t] as usize] += 1;
-                                local.pending += 1;
+                                if local.count {
+                                    let base = local.cell_offset(p.grp[i], p.grp[j]);
+                                    local.counts[base + bins[t] as usize] += 1;
+                                    local.pending += 1;
+                                }
+                                if bins[t] >= local.collect_from {
+                                    local.high.push((i, j, bins[t] as u16));
+                                }
                             }
                         }
                     }

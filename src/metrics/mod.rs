@@ -12,6 +12,8 @@
 //! - A group with zero errors has no ratio: its rate is replaced by the rule-of-three 95 % upper bound
 //!   3/n, and a ratio using it is reported as a bound and flagged, never as 0 or infinity.
 
+pub mod bootstrap;
+pub mod equity;
 pub mod groups;
 pub mod store;
 
@@ -22,6 +24,9 @@ use groups::Grouping;
 
 /// Expected false matches needed before a target FMR is added to the defaults (1e-5, 1e-6 …).
 pub const MIN_EXPECTED_ERRORS: f64 = 30.0;
+
+/// Expected false matches (comparisons × target) below which a group's FMR is flagged as not resolved.
+pub const MIN_RESOLVED_ERRORS: f64 = 10.0;
 
 /// All comparison counts of a run, per combo (finest group) and per combo pair.
 #[derive(Debug, Clone)]
@@ -267,6 +272,17 @@ pub struct GroupRate {
     pub fmr: f64,
     /// Rule-of-three 95 % upper bound on FMR when there is no false match (3/n), else NaN.
     pub fmr_upper95: f64,
+    /// 95 % subject-bootstrap interval of FMR (NaN without a bootstrap).
+    pub fmr_ci_low: f64,
+    /// Upper end of that interval.
+    pub fmr_ci_high: f64,
+    /// 95 % subject-bootstrap interval of FNMR (NaN without a bootstrap).
+    pub fnmr_ci_low: f64,
+    /// Upper end of that interval.
+    pub fnmr_ci_high: f64,
+    /// `few_comparisons` when the group's non-mated comparisons × target FMR < 10 (its FMR is not
+    /// resolved at that level), else empty.
+    pub flag: String,
 }
 
 /// Rates of every group of a grouping at a threshold.
@@ -294,6 +310,15 @@ pub fn group_rates(g: &Grouping, curves: &[GroupCurves], t: &Threshold) -> Vec<G
                     3.0 / cv.nonmated_total as f64
                 } else {
                     f64::NAN
+                },
+                fmr_ci_low: f64::NAN,
+                fmr_ci_high: f64::NAN,
+                fnmr_ci_low: f64::NAN,
+                fnmr_ci_high: f64::NAN,
+                flag: if (cv.nonmated_total as f64) * t.target_fmr < MIN_RESOLVED_ERRORS {
+                    "few_comparisons".into()
+                } else {
+                    String::new()
                 },
             }
         })
@@ -362,120 +387,70 @@ pub enum Bound {
     Undefined,
 }
 
-/// One summary value (max/min or Max/GeoMean of one rate).
+/// One summary metric of one grouping at one threshold (one row of `equity.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Differential {
+pub struct EquityRow {
     /// Grouping name.
     pub attribute: String,
     /// Target FMR.
     pub target_fmr: f64,
     /// τ.
     pub threshold: f64,
-    /// `fmr` or `fnmr`.
-    pub rate: String,
-    /// `max_min` or `max_geomean`.
+    /// `max_min`, `max_geomean`, `fdr`, `inequity_rate` or `garbe`.
     pub metric: String,
+    /// `fmr`, `fnmr`, or `both` for the combined metrics.
+    pub rate: String,
     /// The value (NaN when undefined).
     pub value: f64,
-    /// How to read it.
+    /// 95 % subject-bootstrap interval (NaN without a bootstrap).
+    pub ci_low: f64,
+    /// Upper end of that interval.
+    pub ci_high: f64,
+    /// How to read the value.
     pub bound: Bound,
-    /// Which groups set it, and any zero-count substitution.
+    /// Which groups set it, α, and any zero-count substitution.
     pub note: String,
 }
 
-/// max/min and Max/GeoMean of `(group, errors, comparisons)` with the zero-count rule. Groups without
-/// comparisons are left out.
-pub fn differentials(items: &[(String, u64, u64)]) -> [(f64, Bound, String); 2] {
-    let live: Vec<&(String, u64, u64)> = items.iter().filter(|(_, _, n)| *n > 0).collect();
-    let undefined = |why: &str| {
-        [
-            (f64::NAN, Bound::Undefined, why.to_string()),
-            (f64::NAN, Bound::Undefined, why.to_string()),
-        ]
-    };
-    if live.len() < 2 {
-        return undefined("fewer than two groups with comparisons");
-    }
-    if live.iter().all(|(_, e, _)| *e == 0) {
-        return undefined("no errors in any group");
-    }
-    let mut zero = Vec::new();
-    let rates: Vec<(String, f64)> = live
+/// The FMR and FNMR items of a grouping's rates.
+pub fn items(rates: &[GroupRate]) -> (Vec<equity::Item>, Vec<equity::Item>) {
+    let fmr = rates
         .iter()
-        .map(|(g, e, n)| {
-            if *e == 0 {
-                zero.push(format!("{g} (0/{n}, used 3/n)"));
-                (g.clone(), 3.0 / *n as f64)
-            } else {
-                (g.clone(), *e as f64 / *n as f64)
-            }
+        .map(|r| equity::Item {
+            group: r.group.clone(),
+            errors: r.false_matches as f64,
+            n: r.nonmated_comparisons as f64,
         })
         .collect();
-    let max = rates
+    let fnmr = rates
         .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .expect("non-empty");
-    let min = rates
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .expect("non-empty");
-    let geo = (rates.iter().map(|(_, r)| r.ln()).sum::<f64>() / rates.len() as f64).exp();
-    // A substituted bound in the denominator makes the ratio a lower bound; if the max itself is a
-    // substituted bound the ratio is not meaningful either way, so it is flagged the same way.
-    let bound = if zero.is_empty() {
-        Bound::Exact
-    } else {
-        Bound::LowerBound
-    };
-    let z = if zero.is_empty() {
-        String::new()
-    } else {
-        format!("; zero errors: {}", zero.join(", "))
-    };
-    [
-        (
-            max.1 / min.1,
-            bound,
-            format!("max {} / min {}{z}", max.0, min.0),
-        ),
-        (
-            max.1 / geo,
-            bound,
-            format!(
-                "max {} / geometric mean of {} groups{z}",
-                max.0,
-                rates.len()
-            ),
-        ),
-    ]
+        .map(|r| equity::Item {
+            group: r.group.clone(),
+            errors: r.false_non_matches as f64,
+            n: r.mated_comparisons as f64,
+        })
+        .collect();
+    (fmr, fnmr)
 }
 
-/// Summary differentials of FMR and FNMR for one grouping at one threshold.
-pub fn summarize(g: &Grouping, rates: &[GroupRate], t: &Threshold) -> Vec<Differential> {
-    let mut out = Vec::new();
-    for rate in ["fmr", "fnmr"] {
-        let items: Vec<(String, u64, u64)> = rates
-            .iter()
-            .map(|r| match rate {
-                "fmr" => (r.group.clone(), r.false_matches, r.nonmated_comparisons),
-                _ => (r.group.clone(), r.false_non_matches, r.mated_comparisons),
-            })
-            .collect();
-        let [mm, mg] = differentials(&items);
-        for (metric, (value, bound, note)) in [("max_min", mm), ("max_geomean", mg)] {
-            out.push(Differential {
-                attribute: g.name.clone(),
-                target_fmr: t.target_fmr,
-                threshold: t.tau,
-                rate: rate.into(),
-                metric: metric.into(),
-                value,
-                bound,
-                note,
-            });
-        }
-    }
-    out
+/// Every summary metric of one grouping at one threshold (point estimates; intervals filled later).
+pub fn equity_rows(g: &Grouping, rates: &[GroupRate], t: &Threshold, alpha: f64) -> Vec<EquityRow> {
+    let (fmr, fnmr) = items(rates);
+    equity::all(&fmr, &fnmr, alpha)
+        .into_iter()
+        .map(|(metric, rate, v)| EquityRow {
+            attribute: g.name.clone(),
+            target_fmr: t.target_fmr,
+            threshold: t.tau,
+            metric: metric.into(),
+            rate: rate.into(),
+            value: v.value,
+            ci_low: f64::NAN,
+            ci_high: f64::NAN,
+            bound: v.bound,
+            note: v.note,
+        })
+        .collect()
 }
 
 /// A DET curve of one group: points (threshold, FMR, FNMR) at every 64th bin edge where FMR > 0.
@@ -575,28 +550,6 @@ mod tests {
             .find(|x| x.group_a == "a" && x.group_b == "b")
             .unwrap();
         assert_eq!((ab.false_matches, ab.comparisons), (1, 20));
-    }
-
-    #[test]
-    fn differentials_with_and_without_zero_counts() {
-        // 10/1000 = 0.01 and 1/1000 = 0.001: max/min = 10; geomean = sqrt(1e-5) = 0.0031623, max/geo = 3.1623
-        let [mm, mg] = differentials(&[("a".into(), 10, 1000), ("b".into(), 1, 1000)]);
-        assert!((mm.0 - 10.0).abs() < 1e-9 && mm.1 == Bound::Exact);
-        assert!((mg.0 - 3.16227766).abs() < 1e-6);
-        // b has 0/300: bound 3/300 = 0.01; a = 50/1000 = 0.05 → ratio ≥ 5
-        let [mm, _] = differentials(&[("a".into(), 50, 1000), ("b".into(), 0, 300)]);
-        assert!(
-            (mm.0 - 5.0).abs() < 1e-9 && mm.1 == Bound::LowerBound && mm.2.contains("b (0/300"),
-            "{mm:?}"
-        );
-        assert_eq!(
-            differentials(&[("a".into(), 0, 10), ("b".into(), 0, 10)])[0].1,
-            Bound::Undefined
-        );
-        assert_eq!(
-            differentials(&[("a".into(), 5, 10), ("b".into(), 1, 0)])[0].1,
-            Bound::Undefined
-        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Report: exporters from results to files. Each exporter is a pure function from plain result data
 //! to bytes (so it can be snapshot-tested); [`write_all`] writes them into a fresh folder.
 //!
-//! Files: `samples.csv`, `embeddings.npy`, `groups.csv`, `cross_fmr.csv`, `differentials.csv`,
+//! Files: `samples.csv`, `embeddings.npy`, `groups.csv`, `cross_fmr.csv`, `equity.csv`,
 //! `run.json`, and the charts of [`charts`].
 
 pub mod charts;
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::embed::extract::SampleResult;
 use crate::manifest::Manifest;
-use crate::metrics::{CrossRate, Differential, GroupRate};
+use crate::metrics::{CrossRate, GroupRate};
 
 /// Schema version of the report files; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -109,11 +109,6 @@ pub fn groups_csv(rows: &[GroupRate]) -> Result<Vec<u8>, String> {
 
 /// `cross_fmr.csv`.
 pub fn cross_csv(rows: &[CrossRate]) -> Result<Vec<u8>, String> {
-    rows_csv(rows)
-}
-
-/// `differentials.csv`.
-pub fn differentials_csv(rows: &[Differential]) -> Result<Vec<u8>, String> {
     rows_csv(rows)
 }
 

@@ -206,6 +206,10 @@ pub struct AnalysisArgs {
     /// Seed of the bootstrap's random draws.
     #[arg(long, default_value_t = 8280)]
     pub seed: u64,
+    /// Reference group for the `reference` threshold policy and the relative-FMR chart, as its label
+    /// (e.g. `white`, or `male|white` in an intersection) [default: each grouping's lowest-FMR group].
+    #[arg(long)]
+    pub reference_group: Option<String>,
 }
 
 impl Default for AnalysisArgs {
@@ -214,6 +218,7 @@ impl Default for AnalysisArgs {
             alpha: 0.5,
             bootstrap: 1000,
             seed: 8280,
+            reference_group: None,
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::embed::extract::{self, ExtractConfig, ExtractOutput, ExtractTimings, 
 use crate::embed::spec::{self, ModelSpec, Template};
 use crate::embed::{declared_shape, inspect};
 use crate::manifest::{self, Manifest};
-use crate::metrics::groups::{groupings, Partition};
+use crate::metrics::analysis::{self, chart_threshold, Analysis};
+use crate::metrics::groups::Partition;
 use crate::metrics::{self, store, Comparisons, Threshold};
 use crate::preprocess::detect::DetectorConfig;
 use crate::report::{self, charts, Staging};
@@ -608,163 +609,6 @@ fn bootstrap_data(
     d
 }
 
-/// Metrics computed from saved comparisons.
-pub struct Analysis {
-    /// Global thresholds.
-    pub thresholds: Vec<Threshold>,
-    /// Per-group rates.
-    pub rates: Vec<metrics::GroupRate>,
-    /// Cross-group FMR.
-    pub cross: Vec<metrics::CrossRate>,
-    /// Summary metrics.
-    pub equity: Vec<metrics::EquityRow>,
-    /// Why there are no intervals, when there are none.
-    pub bootstrap_note: String,
-    /// Per grouping: curves and per-threshold rates (for the DET charts).
-    dets: Vec<(
-        metrics::groups::Grouping,
-        Vec<metrics::GroupCurves>,
-        Vec<Vec<metrics::GroupRate>>,
-    )>,
-}
-
-/// The metrics stage: thresholds for `targets` (or the defaults), every grouping's rates and summary
-/// metrics, and their subject-bootstrap intervals when `boot` data is given.
-pub fn analyse(
-    header: &store::Header,
-    c: &Comparisons,
-    targets: Option<&[f64]>,
-    boot: Option<&metrics::bootstrap::BootstrapData>,
-    opts: &AnalysisArgs,
-) -> Analysis {
-    let partition = Partition {
-        attributes: header.attributes.clone(),
-        combos: header.combos.clone(),
-        combo_of: Vec::new(),
-    };
-    let total_nonmated: u64 = c.nonmated_total.iter().sum();
-    let targets = targets
-        .map(<[f64]>::to_vec)
-        .unwrap_or_else(|| metrics::default_targets(total_nonmated));
-    let thresholds = metrics::global_thresholds(c, &targets);
-    let gs = groupings(&partition);
-    let mut a = Analysis {
-        thresholds,
-        rates: Vec::new(),
-        cross: Vec::new(),
-        equity: Vec::new(),
-        bootstrap_note: String::new(),
-        dets: Vec::new(),
-    };
-    for g in &gs {
-        let curves = metrics::group_curves(c, g);
-        let mut per_threshold = Vec::new();
-        for t in &a.thresholds {
-            let r = metrics::group_rates(g, &curves, t);
-            a.equity.extend(metrics::equity_rows(g, &r, t, opts.alpha));
-            per_threshold.push(r);
-        }
-        a.cross.extend(metrics::cross_rates(c, g, &a.thresholds));
-        a.dets.push((g.clone(), curves, per_threshold));
-    }
-    // Subject bootstrap: per replicate, every group's rates and every summary metric.
-    match boot {
-        _ if opts.bootstrap == 0 => a.bootstrap_note = "no intervals (--bootstrap 0)".into(),
-        None => a.bootstrap_note = "no intervals: this run folder has no bootstrap.bin".into(),
-        Some(data) => {
-            let bins: Vec<usize> = a.thresholds.iter().map(|t| t.bin).collect();
-            match metrics::bootstrap::Prepared::new(data, header.combos.len(), &bins) {
-                Err(e) => {
-                    a.bootstrap_note =
-                        format!("no intervals: {e} (rerun with these --target-fmr values)")
-                }
-                Ok(prep) => {
-                    bootstrap_intervals(&mut a, &gs, &prep, data, header.combos.len(), opts)
-                }
-            }
-        }
-    }
-    for (_, _, per_t) in &a.dets {
-        per_t.iter().for_each(|r| a.rates.extend(r.iter().cloned()));
-    }
-    a
-}
-
-/// Replicate values of one group's (FMR, FNMR).
-type RateSamples = (Vec<f64>, Vec<f64>);
-
-/// Fills the interval fields of `a` from `opts.bootstrap` replicates.
-fn bootstrap_intervals(
-    a: &mut Analysis,
-    gs: &[metrics::groups::Grouping],
-    prep: &metrics::bootstrap::Prepared,
-    data: &metrics::bootstrap::BootstrapData,
-    combos: usize,
-    opts: &AnalysisArgs,
-) {
-    use metrics::bootstrap::{draw_weights, percentile, SplitMix64};
-    let nt = a.thresholds.len();
-    // samples[g][t][group] = (fmr values, fnmr values); metric_samples[g][t][metric] = values
-    let mut samples: Vec<Vec<Vec<RateSamples>>> = gs
-        .iter()
-        .map(|g| vec![vec![(Vec::new(), Vec::new()); g.groups.len()]; nt])
-        .collect();
-    let mut metric_samples: Vec<Vec<Vec<Vec<f64>>>> =
-        gs.iter().map(|_| vec![vec![Vec::new(); 7]; nt]).collect();
-    let mut rng = SplitMix64::new(opts.seed);
-    for _ in 0..opts.bootstrap {
-        let w = draw_weights(&data.subject_combo, combos, &mut rng);
-        let wc = prep.weighted(&w);
-        for (gi, g) in gs.iter().enumerate() {
-            for ti in 0..nt {
-                let counts = prep.group_counts(&wc, g, ti);
-                let mut fmr_items = Vec::with_capacity(counts.len());
-                let mut fnmr_items = Vec::with_capacity(counts.len());
-                for (k, cnt) in counts.iter().enumerate() {
-                    let s = &mut samples[gi][ti][k];
-                    s.0.push(cnt[0] / cnt[1]);
-                    s.1.push(cnt[2] / cnt[3]);
-                    fmr_items.push(metrics::equity::Item {
-                        group: g.groups[k].clone(),
-                        errors: cnt[0],
-                        n: cnt[1],
-                    });
-                    fnmr_items.push(metrics::equity::Item {
-                        group: g.groups[k].clone(),
-                        errors: cnt[2],
-                        n: cnt[3],
-                    });
-                }
-                for (m, (_, _, v)) in metrics::equity::all(&fmr_items, &fnmr_items, opts.alpha)
-                    .into_iter()
-                    .enumerate()
-                {
-                    metric_samples[gi][ti][m].push(v.value);
-                }
-            }
-        }
-    }
-    for (gi, (_, _, per_t)) in a.dets.iter_mut().enumerate() {
-        for (ti, rates) in per_t.iter_mut().enumerate() {
-            for (k, r) in rates.iter_mut().enumerate() {
-                let (f, n) = &samples[gi][ti][k];
-                r.fmr_ci_low = percentile(f, 2.5);
-                r.fmr_ci_high = percentile(f, 97.5);
-                r.fnmr_ci_low = percentile(n, 2.5);
-                r.fnmr_ci_high = percentile(n, 97.5);
-            }
-        }
-    }
-    // equity rows are in (grouping, threshold, metric) order.
-    for (idx, row) in a.equity.iter_mut().enumerate() {
-        let (gi, rest) = (idx / (nt * 7), idx % (nt * 7));
-        let (ti, m) = (rest / 7, rest % 7);
-        let v = &metric_samples[gi][ti][m];
-        row.ci_low = percentile(v, 2.5);
-        row.ci_high = percentile(v, 97.5);
-    }
-}
-
 /// Metrics and report files from saved comparisons, into `staging`; fills the result fields of the
 /// run record (`target_fmrs`, `thresholds`, counts, `files`, timings).
 fn finish_report(
@@ -778,18 +622,13 @@ fn finish_report(
     let t_metrics = Instant::now();
     let requested: Option<Vec<f64>> =
         serde_json::from_value(record["requested_target_fmrs"].clone()).unwrap_or(None);
-    let analysis = analyse(header, c, requested.as_deref(), boot, opts);
-    let metrics_s = t_metrics.elapsed().as_secs_f64();
-    let t_report = Instant::now();
-    let model_name = record["model"]["spec"]["name"]
-        .as_str()
-        .unwrap_or("model")
-        .to_string();
-    let dataset_name = record["dataset"]["name"]
-        .as_str()
-        .unwrap_or("dataset")
-        .to_string();
-    write_report(staging, &analysis, &model_name, &dataset_name)?;
+    let options = analysis::Options {
+        alpha: opts.alpha,
+        bootstrap: opts.bootstrap,
+        seed: opts.seed,
+        reference_group: opts.reference_group.clone(),
+    };
+    let analysis = analysis::analyse(header, c, requested.as_deref(), boot, &options);
     record["target_fmrs"] = serde_json::json!(analysis
         .thresholds
         .iter()
@@ -804,11 +643,14 @@ fn finish_report(
         "replicates": opts.bootstrap,
         "seed": opts.seed,
         "alpha": opts.alpha,
+        "reference_group": opts.reference_group,
         "resampling": "subjects, with replacement, within each finest group (attribute-value combination)",
         "interval": "2.5 and 97.5 percentiles",
         "note": analysis.bootstrap_note,
     });
     record["files"] = serde_json::json!([
+        "index.html",
+        "summary.md",
         "samples.csv",
         "embeddings.npy",
         "comparisons.bin",
@@ -816,79 +658,42 @@ fn finish_report(
         "groups.csv",
         "cross_fmr.csv",
         "equity.csv",
-        "det_*.png/svg",
-        "heatmap_*.png/svg"
+        "policies.csv",
+        "det_*",
+        "rates_*",
+        "scores_*",
+        "heatmap_*",
+        "dots_*",
+        "relative_* (.png and .svg)"
     ]);
-    record["execution"]["timings_s"]["metrics"] = serde_json::json!(metrics_s);
+    record["execution"]["timings_s"]["metrics"] =
+        serde_json::json!(t_metrics.elapsed().as_secs_f64());
+    let t_report = Instant::now();
+    let ctx = crate::report::render::Context {
+        model: record["model"]["spec"]["name"]
+            .as_str()
+            .unwrap_or("model")
+            .to_string(),
+        dataset: record["dataset"]["name"]
+            .as_str()
+            .unwrap_or("dataset")
+            .to_string(),
+        record: strip_execution(record),
+    };
+    crate::report::render::write_report(staging.dir(), &analysis, &ctx).map_err(|e| anyhow!(e))?;
     record["execution"]["timings_s"]["report"] =
         serde_json::json!(t_report.elapsed().as_secs_f64());
     Ok(analysis)
 }
 
-/// The report stage: CSV exports and charts.
-fn write_report(
-    staging: &Staging,
-    a: &Analysis,
-    model_name: &str,
-    dataset_name: &str,
-) -> Result<()> {
-    let write = |name: &str, bytes: Result<Vec<u8>, String>| -> Result<()> {
-        staging
-            .write(name, &bytes.map_err(|e| anyhow!(e))?)
-            .map_err(|e| anyhow!(e))
-    };
-    write("groups.csv", report::groups_csv(&a.rates))?;
-    write("cross_fmr.csv", report::cross_csv(&a.cross))?;
-    write("equity.csv", report::rows_csv(&a.equity))?;
-    let chart_t = chart_threshold(&a.thresholds);
-    for (g, curves, per_t) in &a.dets {
-        let stem = sanitize(&g.name);
-        let det = charts::DetChart {
-            title: format!("DET by {} — {model_name} on {dataset_name}", g.name),
-            series: g
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, label)| charts::DetSeries {
-                    group: label.clone(),
-                    curve: metrics::det_points(&curves[i])
-                        .into_iter()
-                        .map(|(_, f, n)| (f, n))
-                        .collect(),
-                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
-                })
-                .collect(),
-            thresholds: a
-                .thresholds
-                .iter()
-                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
-                .collect(),
-        };
-        charts::render_det(&staging.dir().join(format!("det_{stem}")), &det)
-            .map_err(|e| anyhow!(e))?;
-        if let Some(t) = chart_t {
-            let k = g.groups.len();
-            let mut cells = vec![vec![(0u64, 0u64); k]; k];
-            for c in a
-                .cross
-                .iter()
-                .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
-            {
-                let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
-                let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
-                cells[x][y] = (c.false_matches, c.comparisons);
-            }
-            let heat = charts::Heatmap {
-                title: format!("Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {model_name} on {dataset_name}", g.name, t.tau, t.target_fmr),
-                groups: g.groups.clone(),
-                cells,
-                target_fmr: t.target_fmr,
-            };
-            charts::render_heatmap(&staging.dir().join(format!("heatmap_{stem}")), &heat)
-                .map_err(|e| anyhow!(e))?;
-        }
+/// The run record without its run-dependent `execution` part (what the pages show, so that they are
+/// identical for identical inputs).
+fn strip_execution(record: &serde_json::Value) -> serde_json::Value {
+    let mut r = record.clone();
+    if let Some(o) = r.as_object_mut() {
+        o.remove("execution");
     }
-    Ok(())
+    r
 }
 
 /// `facebias merge`: adds the partial comparisons of every shard of one run and writes the full report.
@@ -985,33 +790,6 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
         .map_err(|e| anyhow!(e))?;
     let out = staging.commit().map_err(|e| anyhow!(e))?;
     Ok(outcome_from_record(out, &record, analysis))
-}
-
-/// The threshold the heatmaps use: target 1e-3, else the lowest target supported by the data.
-pub fn chart_threshold(thresholds: &[Threshold]) -> Option<&Threshold> {
-    thresholds
-        .iter()
-        .find(|t| (t.target_fmr - 1e-3).abs() < 1e-12)
-        .or_else(|| {
-            thresholds
-                .iter()
-                .filter(|t| t.supported)
-                .min_by(|a, b| a.target_fmr.total_cmp(&b.target_fmr))
-        })
-        .or(thresholds.first())
-}
-
-fn sanitize(name: &str) -> String {
-    name.replace('×', "_x_")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Packs the embeddings of enrolled samples into one row-major matrix; `rows[i]` is sample `i`'s row.

@@ -506,3 +506,76 @@ fn summary_metrics_agree_with_numpy_and_intervals_are_present() {
     assert_eq!(run["bootstrap"]["replicates"], 300);
     assert_eq!(run["bootstrap"]["seed"], 8280);
 }
+
+#[test]
+fn html_report_loads_in_headless_chromium_with_every_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 3, 4);
+    let out = dir.path().join("run");
+    facebias(dir.path())
+        .args(["run", "--quiet", "--bootstrap", "100", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let page = out.join("index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page must work offline"
+    );
+    let expected: usize = html
+        .split("data-images-expected=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(expected, 3 * 6, "6 charts for each of sex, race, sex×race");
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a headless Chromium (Debian package `chromium`, installed by .ci/setup)");
+    let profile = dir.path().join("profile");
+    let dom = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page's load handler did not run: {}",
+        &dom[..dom.len().min(500)]
+    );
+    assert!(
+        dom.contains(&format!("data-images-loaded=\"{expected}\"")),
+        "not every image decoded"
+    );
+    assert!(!dom.contains("data-errors="), "the page raised errors");
+    assert!(
+        dom.contains("Findings")
+            && dom.contains("Threshold policies")
+            && dom.contains("Run record")
+    );
+}

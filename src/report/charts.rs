@@ -128,6 +128,20 @@ fn decade_floor(v: f64) -> f64 {
     10f64.powf(v.log10().floor())
 }
 
+/// Tick label on a log axis spanning little more than a decade: every key point, as `2e-1`.
+fn log_label(v: &f64) -> String {
+    if *v <= 0.0 {
+        return String::new();
+    }
+    let e = v.log10().floor() as i32;
+    let m = v / 10f64.powi(e);
+    if (m - m.round()).abs() < 1e-6 {
+        format!("{}e{e}", m.round())
+    } else {
+        String::new()
+    }
+}
+
 fn pow10_label(v: &f64) -> String {
     let e = v.log10().round() as i32;
     if (v.log10() - e as f64).abs() < 1e-6 {
@@ -371,8 +385,431 @@ mod tests {
     }
 
     #[test]
+    fn log_labels_on_short_axes() {
+        assert_eq!(log_label(&0.2), "2e-1");
+        assert_eq!(log_label(&1.0), "1e0");
+        assert_eq!(log_label(&0.25), "");
+    }
+
+    #[test]
     fn pow10_labels_only_on_decades() {
         assert_eq!(pow10_label(&1e-3), "1e-3");
         assert_eq!(pow10_label(&0.002), "");
     }
+}
+
+/// (τ, FMR, FNMR) points of one group.
+pub type RateCurve = Vec<(f64, f64, f64)>;
+
+/// FMR(τ) and FNMR(τ) per group against the threshold, with the global thresholds marked.
+#[derive(Debug, Clone)]
+pub struct RatesVsThreshold {
+    /// Title.
+    pub title: String,
+    /// Per group: label and (τ, FMR, FNMR) points.
+    pub series: Vec<(String, RateCurve)>,
+    /// Global thresholds: (label, τ).
+    pub thresholds: Vec<(String, f64)>,
+}
+
+/// Draws FMR (solid) and FNMR (dashed) against τ, log10 y.
+pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &RatesVsThreshold,
+) -> Result<(), String> {
+    let y0 = c
+        .series
+        .iter()
+        .flat_map(|(_, p)| p.iter().flat_map(|q| [q.1, q.2]))
+        .filter(|&v| v > 0.0)
+        .fold(1.0, f64::min)
+        .max(1e-7);
+    let y0 = decade_floor(y0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.2f64..1.0, (y0..1.0).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("threshold τ (cosine similarity; a pair matches when score ≥ τ)")
+        .y_desc("error rate (log10): FMR solid, FNMR dashed")
+        .y_label_formatter(&pow10_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (i, (group, pts)) in c.series.iter().enumerate() {
+        let col = color(i);
+        let fmr: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|p| p.1 >= y0 && p.0 >= -0.2)
+            .map(|p| (p.0, p.1))
+            .collect();
+        let fnmr: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|p| p.2 >= y0 && p.0 >= -0.2)
+            .map(|p| (p.0, p.2))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(fmr, col.stroke_width(2)))
+            .map_err(err)?
+            .label(group.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+        chart
+            .draw_series(DashedLineSeries::new(fnmr, 6, 4, col.stroke_width(2)))
+            .map_err(err)?;
+    }
+    for (label, tau) in &c.thresholds {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(*tau, y0), (*tau, 1.0)],
+                BLACK.mix(0.4).stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*tau, y0 * 1.6),
+                ("sans-serif", 11).into_font().color(&BLACK),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A point estimate with its 95 % interval (NaN bounds when none).
+pub type Estimate = (f64, f64, f64);
+
+/// One dot of a dot plot: group label, colour index, FMR and FNMR estimates.
+pub type Dot = (String, usize, Estimate, Estimate);
+
+/// A facet: its label and its dots.
+pub type Facet = (String, Vec<Dot>);
+
+/// Per-group FMR and FNMR with intervals, one facet per value of a second attribute.
+#[derive(Debug, Clone)]
+pub struct DotPlot {
+    /// Title.
+    pub title: String,
+    /// Facets: (facet label, groups as (label, colour index, FMR estimate, FNMR estimate)).
+    pub facets: Vec<Facet>,
+}
+
+/// Draws the dot plot: FMR on the top row, FNMR on the bottom row, one column per facet, log10 y.
+pub fn draw_dot_plot<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    d: &DotPlot,
+) -> Result<(), String> {
+    let (title_area, body) = root.split_vertically(40);
+    title_area
+        .titled(&d.title, ("sans-serif", 20))
+        .map_err(err)?;
+    let rows = body.split_evenly((2, d.facets.len().max(1)));
+    for (r, rate) in ["FMR", "FNMR"].iter().enumerate() {
+        let values: Vec<f64> = d
+            .facets
+            .iter()
+            .flat_map(|(_, g)| {
+                g.iter().flat_map(|x| {
+                    let e = if r == 0 { x.2 } else { x.3 };
+                    [e.0, e.1, e.2]
+                })
+            })
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        let lo = decade_floor(values.iter().copied().fold(1.0, f64::min).max(1e-8));
+        let hi = 10f64
+            .powf(values.iter().copied().fold(lo, f64::max).log10().ceil())
+            .max(lo * 10.0);
+        for (f, (facet, groups)) in d.facets.iter().enumerate() {
+            let area = &rows[r * d.facets.len() + f];
+            let labels: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+            let fmt = move |v: &f64| {
+                labels
+                    .get(v.round() as usize)
+                    .filter(|_| (v - v.round()).abs() < 0.01)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let caption = if facet.is_empty() {
+                rate.to_string()
+            } else {
+                format!("{rate} — {facet}")
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 15))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(55)
+                .build_cartesian_2d(-0.5f64..(groups.len() as f64 - 0.5), (lo..hi).log_scale())
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(groups.len().max(1) * 2 + 1)
+                .x_label_formatter(&fmt)
+                .y_label_formatter(if hi / lo <= 100.0 {
+                    &log_label
+                } else {
+                    &pow10_label
+                })
+                .y_desc(format!("{rate} (log10)"))
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
+            for (x, (_, ci, fmr, fnmr)) in groups.iter().enumerate() {
+                let (p, l, h) = if r == 0 { *fmr } else { *fnmr };
+                let col = color(*ci);
+                let x = x as f64;
+                if l.is_finite() && h.is_finite() && h > 0.0 {
+                    let l = l.max(lo);
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x, l), (x, h)],
+                            col.stroke_width(2),
+                        )))
+                        .map_err(err)?;
+                    for y in [l, h] {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                vec![(x - 0.12, y), (x + 0.12, y)],
+                                col.stroke_width(2),
+                            )))
+                            .map_err(err)?;
+                    }
+                }
+                if p > 0.0 {
+                    chart
+                        .draw_series(std::iter::once(Circle::new((x, p), 5, col.filled())))
+                        .map_err(err)?;
+                } else if p == 0.0 {
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            "0 errors",
+                            (x - 0.3, lo * 1.5),
+                            ("sans-serif", 11).into_font().color(&col),
+                        )))
+                        .map_err(err)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// FMR of every group divided by a reference group's, at one threshold.
+#[derive(Debug, Clone)]
+pub struct RelativeFmr {
+    /// Title.
+    pub title: String,
+    /// (group, colour index, FMR ratio, interval of the ratio).
+    pub bars: Vec<(String, usize, f64, (f64, f64))>,
+}
+
+/// Draws relative FMR as dots on a log10 axis with a line at 1×.
+pub fn draw_relative_fmr<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &RelativeFmr,
+) -> Result<(), String> {
+    let vals: Vec<f64> = c
+        .bars
+        .iter()
+        .flat_map(|b| [b.2, b.3 .0, b.3 .1])
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let lo = decade_floor(vals.iter().copied().fold(1.0, f64::min).max(1e-3)).min(0.5);
+    let hi = 10f64
+        .powf(vals.iter().copied().fold(1.0, f64::max).log10().ceil())
+        .max(10.0);
+    let labels: Vec<String> = c.bars.iter().map(|b| b.0.clone()).collect();
+    let fmt = move |v: &f64| {
+        labels
+            .get(v.round() as usize)
+            .filter(|_| (v - v.round()).abs() < 0.01)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(c.bars.len() as f64 - 0.5), (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(c.bars.len() * 2 + 1)
+        .x_label_formatter(&fmt)
+        .y_desc("FMR relative to the reference group (log10, ×)")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(-0.5, 1.0), (c.bars.len() as f64 - 0.5, 1.0)],
+            BLACK.mix(0.6).stroke_width(1),
+        )))
+        .map_err(err)?;
+    for (x, (_, ci, v, (l, h))) in c.bars.iter().enumerate() {
+        let (x, col) = (x as f64, color(*ci));
+        if l.is_finite() && h.is_finite() && *h > 0.0 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, l.max(lo)), (x, *h)],
+                    col.stroke_width(2),
+                )))
+                .map_err(err)?;
+        }
+        if *v > 0.0 && v.is_finite() {
+            chart
+                .draw_series(std::iter::once(Circle::new((x, *v), 6, col.filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{v:.1}×"),
+                    (x + 0.08, *v),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                )))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// (score, density) points.
+pub type Density = Vec<(f64, f64)>;
+
+/// Genuine (mated) and impostor (non-mated) score densities per group.
+#[derive(Debug, Clone)]
+pub struct ScoreDistributions {
+    /// Title.
+    pub title: String,
+    /// (group, genuine points (score, density), impostor points (score, density)).
+    pub series: Vec<(String, Density, Density)>,
+    /// Global thresholds (label, τ).
+    pub thresholds: Vec<(String, f64)>,
+}
+
+/// Draws the densities: impostor solid, genuine dashed, same colour per group.
+pub fn draw_score_distributions<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &ScoreDistributions,
+) -> Result<(), String> {
+    let ymax = c
+        .series
+        .iter()
+        .flat_map(|s| s.1.iter().chain(&s.2).map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.05;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..1.0, 0.0..ymax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("score (cosine similarity)")
+        .y_desc("density: impostor solid, genuine dashed")
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (i, (group, genuine, impostor)) in c.series.iter().enumerate() {
+        let col = color(i);
+        chart
+            .draw_series(LineSeries::new(impostor.clone(), col.stroke_width(2)))
+            .map_err(err)?
+            .label(group.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+        chart
+            .draw_series(DashedLineSeries::new(
+                genuine.clone(),
+                6,
+                4,
+                col.stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    for (label, tau) in &c.thresholds {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(*tau, 0.0), (*tau, ymax)],
+                BLACK.mix(0.4).stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*tau, ymax * 0.97),
+                ("sans-serif", 11).into_font().color(&BLACK),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Writes a rates-vs-threshold chart.
+pub fn render_rates_vs_threshold(stem: &Path, c: &RatesVsThreshold) -> Result<(), String> {
+    render(
+        stem,
+        (960, 640),
+        |r| draw_rates_vs_threshold(r, c),
+        |r| draw_rates_vs_threshold(r, c),
+    )
+}
+
+/// Writes a dot plot.
+pub fn render_dot_plot(stem: &Path, d: &DotPlot) -> Result<(), String> {
+    let w = (320 * d.facets.len() as u32).clamp(700, 1800);
+    render(
+        stem,
+        (w, 760),
+        |r| draw_dot_plot(r, d),
+        |r| draw_dot_plot(r, d),
+    )
+}
+
+/// Writes a relative-FMR chart.
+pub fn render_relative_fmr(stem: &Path, c: &RelativeFmr) -> Result<(), String> {
+    let w = (140 * c.bars.len() as u32 + 200).clamp(640, 1600);
+    render(
+        stem,
+        (w, 560),
+        |r| draw_relative_fmr(r, c),
+        |r| draw_relative_fmr(r, c),
+    )
+}
+
+/// Writes a score-distribution chart.
+pub fn render_score_distributions(stem: &Path, c: &ScoreDistributions) -> Result<(), String> {
+    render(
+        stem,
+        (960, 600),
+        |r| draw_score_distributions(r, c),
+        |r| draw_score_distributions(r, c),
+    )
 }

@@ -5,6 +5,8 @@
 //! `run.json`, and the charts of [`charts`].
 
 pub mod charts;
+pub mod page;
+pub mod render;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,409 @@
+//! The human-facing pages: `index.html` (one self-contained file: charts inlined as base64 PNG, no
+//! external resources, works opened from disk) and `summary.md` (the same findings and tables in
+//! Markdown, for papers and issues).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::render::{ChartFile, Context};
+use crate::metrics::analysis::{chart_threshold, Analysis};
+use crate::metrics::{Bound, EquityRow, GroupRate, PolicyRate, Threshold};
+
+/// Standard base64 (RFC 4648) with padding.
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn sci(x: f64) -> String {
+    if !x.is_finite() {
+        "–".into()
+    } else if x == 0.0 {
+        "0".into()
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+fn ci(lo: f64, hi: f64) -> String {
+    if lo.is_finite() && hi.is_finite() {
+        format!("[{}, {}]", sci(lo), sci(hi))
+    } else {
+        String::new()
+    }
+}
+
+fn ci_num(lo: f64, hi: f64) -> String {
+    if lo.is_finite() && hi.is_finite() {
+        format!("[{}, {}]", num(lo), num(hi))
+    } else {
+        String::new()
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "–".into()
+    }
+}
+
+/// Plain-words findings at the chart threshold: one sentence per grouping and rate.
+pub fn findings(a: &Analysis) -> Vec<String> {
+    let Some(t) = chart_threshold(&a.thresholds) else {
+        return vec!["No threshold could be computed.".into()];
+    };
+    let mut out = vec![format!(
+        "One global threshold τ = {:.4} gives FMR {} over all {} non-mated comparisons ({} false matches; target {:.0e}). Every rate below is at that same τ.",
+        t.tau,
+        sci(t.fmr),
+        t.comparisons,
+        t.false_matches,
+        t.target_fmr
+    )];
+    for e in a
+        .equity
+        .iter()
+        .filter(|e| e.target_fmr == t.target_fmr && e.metric == "max_min" && e.rate != "both")
+    {
+        if e.bound == Bound::Undefined {
+            out.push(format!(
+                "By {}, the {} max/min ratio is undefined: {}.",
+                e.attribute,
+                e.rate.to_uppercase(),
+                e.note
+            ));
+            continue;
+        }
+        let (hi, lo) = parse_max_min(&e.note);
+        let at_least = if e.bound == Bound::LowerBound {
+            "at least "
+        } else {
+            ""
+        };
+        let interval = if e.ci_low.is_finite() {
+            format!(
+                " (95 % subject-bootstrap interval {:.2}–{:.2}×)",
+                e.ci_low, e.ci_high
+            )
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "By {}: {hi}'s {} is {at_least}{:.2}× {lo}'s{interval}.",
+            e.attribute,
+            e.rate.to_uppercase(),
+            e.value
+        ));
+    }
+    let few: Vec<String> = a
+        .rates
+        .iter()
+        .filter(|r| r.target_fmr == t.target_fmr && !r.flag.is_empty())
+        .map(|r| format!("{} {}", r.attribute, r.group))
+        .collect();
+    if !few.is_empty() {
+        out.push(format!("Too few non-mated comparisons to resolve FMR {:.0e} (fewer than 10 expected false matches): {}.", t.target_fmr, few.join(", ")));
+    }
+    out
+}
+
+/// Groups named in a `max X / min Y` note.
+fn parse_max_min(note: &str) -> (String, String) {
+    let first = note.split(';').next().unwrap_or("");
+    let hi = first
+        .strip_prefix("max ")
+        .and_then(|s| s.split(" / ").next())
+        .unwrap_or("?");
+    let lo = first.split(" / min ").nth(1).unwrap_or("?");
+    (hi.to_string(), lo.to_string())
+}
+
+fn thresholds_table_md(ts: &[Threshold]) -> String {
+    let mut s = "| target FMR | τ | false matches | non-mated comparisons | FMR | enough data |\n|---|---|---|---|---|---|\n".to_string();
+    for t in ts {
+        let _ = writeln!(
+            s,
+            "| {:.0e} | {:.5} | {} | {} | {} | {} |",
+            t.target_fmr,
+            t.tau,
+            t.false_matches,
+            t.comparisons,
+            sci(t.fmr),
+            if t.supported { "yes" } else { "no" }
+        );
+    }
+    s
+}
+
+fn rates_table_md(rows: &[&GroupRate]) -> String {
+    let mut s = "| grouping | group | FMR | 95 % CI | false matches / comparisons | FNMR | 95 % CI | false non-matches / mated | failures to enrol | flag |\n|---|---|---|---|---|---|---|---|---|---|\n".to_string();
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} / {} | {} | {} | {} / {} | {} | {} |",
+            r.attribute,
+            r.group,
+            sci(r.fmr),
+            ci(r.fmr_ci_low, r.fmr_ci_high),
+            r.false_matches,
+            r.nonmated_comparisons,
+            num(r.fnmr),
+            ci_num(r.fnmr_ci_low, r.fnmr_ci_high),
+            r.false_non_matches,
+            r.mated_comparisons,
+            r.failures_to_enrol,
+            r.flag
+        );
+    }
+    s
+}
+
+fn equity_table_md(rows: &[&EquityRow]) -> String {
+    let mut s = "| grouping | metric | rate | value | 95 % CI | reading | note |\n|---|---|---|---|---|---|---|\n".to_string();
+    for e in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:?} | {} |",
+            e.attribute,
+            e.metric,
+            e.rate,
+            num(e.value),
+            if e.ci_low.is_finite() {
+                format!("[{}, {}]", num(e.ci_low), num(e.ci_high))
+            } else {
+                String::new()
+            },
+            e.bound,
+            e.note
+        );
+    }
+    s
+}
+
+fn policies_table_md(rows: &[&PolicyRate]) -> String {
+    let mut s =
+        "| grouping | policy | group | τ | FMR | FNMR |\n|---|---|---|---|---|---|\n".to_string();
+    for p in rows {
+        let policy = if p.policy == "reference" {
+            format!("reference ({})", p.reference_group)
+        } else {
+            p.policy.clone()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {} | {} |",
+            p.attribute,
+            policy,
+            p.group,
+            p.threshold,
+            sci(p.fmr),
+            num(p.fnmr)
+        );
+    }
+    s
+}
+
+/// Markdown tables → HTML tables (the pipe tables written above: header, separator, rows).
+fn md_table_to_html(md: &str) -> String {
+    let mut lines = md.lines().filter(|l| l.starts_with('|'));
+    let cells = |l: &str| -> Vec<String> {
+        l.trim_matches('|')
+            .split(" | ")
+            .map(|c| esc(c.trim()))
+            .collect()
+    };
+    let mut s = String::from("<table>");
+    if let Some(h) = lines.next() {
+        s += "<thead><tr>";
+        cells(h).iter().for_each(|c| s += &format!("<th>{c}</th>"));
+        s += "</tr></thead><tbody>";
+    }
+    for l in lines.skip(1) {
+        s += "<tr>";
+        cells(l).iter().for_each(|c| s += &format!("<td>{c}</td>"));
+        s += "</tr>";
+    }
+    s + "</tbody></table>"
+}
+
+struct Sections {
+    thresholds: String,
+    rates: String,
+    equity: String,
+    policies: String,
+}
+
+fn sections(a: &Analysis) -> Sections {
+    let t = chart_threshold(&a.thresholds).map(|t| t.target_fmr);
+    let at = |x: f64| Some(x) == t;
+    Sections {
+        thresholds: thresholds_table_md(&a.thresholds),
+        rates: rates_table_md(
+            &a.rates
+                .iter()
+                .filter(|r| at(r.target_fmr))
+                .collect::<Vec<_>>(),
+        ),
+        equity: equity_table_md(
+            &a.equity
+                .iter()
+                .filter(|r| at(r.target_fmr))
+                .collect::<Vec<_>>(),
+        ),
+        policies: policies_table_md(
+            &a.policies
+                .iter()
+                .filter(|r| at(r.target_fmr))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// `summary.md`.
+pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
+    let s = sections(a);
+    let t = chart_threshold(&a.thresholds)
+        .map(|t| format!("{:.0e}", t.target_fmr))
+        .unwrap_or_default();
+    let mut md = format!(
+        "# Demographic differentials: {} on {}\n\n## Findings\n\n",
+        ctx.model, ctx.dataset
+    );
+    findings(a).iter().for_each(|f| md += &format!("- {f}\n"));
+    md += &format!("\n## Global thresholds\n\n{}\n## Per-group rates at the global threshold for FMR {t}\n\n{}\n## Summary metrics at FMR {t}\n\n{}\n## Threshold policies at FMR {t}\n\n{}\n", s.thresholds, s.rates, s.equity, s.policies);
+    md += "## Charts\n\n";
+    charts
+        .iter()
+        .for_each(|c| md += &format!("- `{}.png` — {}\n", c.stem, c.caption));
+    md += &format!("\n## Run record\n\nModel sha256 `{}`, manifest sha256 `{}`, ONNX Runtime {}, kernel {}, bootstrap {} replicates (seed {}). Full record: `run.json`.\n",
+        ctx.record["model"]["sha256"].as_str().unwrap_or("?"),
+        ctx.record["dataset"]["manifest_sha256"].as_str().unwrap_or("?"),
+        ctx.record["runtime"]["onnxruntime_version"].as_str().unwrap_or("?"),
+        ctx.record["compare"]["kernel"].as_str().unwrap_or("?"),
+        ctx.record["bootstrap"]["replicates"],
+        ctx.record["bootstrap"]["seed"]);
+    md
+}
+
+/// `index.html`, reading the chart PNGs from `dir`.
+pub fn index_html(
+    a: &Analysis,
+    ctx: &Context,
+    charts: &[ChartFile],
+    dir: &Path,
+) -> Result<String, String> {
+    let s = sections(a);
+    let t = chart_threshold(&a.thresholds)
+        .map(|t| format!("{:.0e}", t.target_fmr))
+        .unwrap_or_default();
+    let title = format!(
+        "Demographic differentials: {} on {}",
+        ctx.model, ctx.dataset
+    );
+    let mut h = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
+body{{font-family:'DejaVu Sans',Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
+table{{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}}th,td{{border:1px solid #ccc;padding:3px 6px;text-align:left}}\
+th{{background:#f3f3f3}}figure{{margin:1em 0 2em}}img{{max-width:100%;border:1px solid #ddd}}figcaption{{font-size:13px;color:#555}}\
+pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3em 0}}\
+</style></head>\n<body data-images-expected=\"{}\">\n<h1>{}</h1>\n",
+        esc(&title),
+        charts.len(),
+        esc(&title)
+    );
+    h += "<h2>Findings</h2><ul>";
+    findings(a)
+        .iter()
+        .for_each(|f| h += &format!("<li>{}</li>", esc(f)));
+    h += "</ul>";
+    h += &format!(
+        "<h2>Global thresholds</h2>{}",
+        md_table_to_html(&s.thresholds)
+    );
+    h += &format!(
+        "<h2>Per-group rates at the global threshold for FMR {t}</h2>{}",
+        md_table_to_html(&s.rates)
+    );
+    h += &format!(
+        "<h2>Summary metrics at FMR {t}</h2><p>α = {}; intervals: {}.</p>{}",
+        ctx.record["bootstrap"]["alpha"],
+        esc(ctx.record["bootstrap"]["interval"]
+            .as_str()
+            .unwrap_or("none")),
+        md_table_to_html(&s.equity)
+    );
+    h += &format!("<h2>Threshold policies at FMR {t}</h2><p>global: one τ for everyone (the differentials); reference: τ calibrated on one group; per_group: each group's own τ (a what-if view).</p>{}", md_table_to_html(&s.policies));
+    h += "<h2>Charts</h2>";
+    for c in charts {
+        let png = dir.join(format!("{}.png", c.stem));
+        let bytes =
+            std::fs::read(&png).map_err(|e| format!("cannot read {}: {e}", png.display()))?;
+        h += &format!("<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{} ({}.svg)</figcaption></figure>\n", esc(&c.caption), base64(&bytes), esc(&c.caption), esc(&c.stem));
+    }
+    let record = serde_json::to_string_pretty(&ctx.record).unwrap_or_default();
+    h += &format!("<h2>Run record</h2><pre>{}</pre>\n", esc(&record));
+    h += "<script>\nwindow.addEventListener('error',function(){document.body.dataset.errors=(+(document.body.dataset.errors||0))+1},true);\n\
+window.addEventListener('load',function(){var ok=0;for(var i=0;i<document.images.length;i++){var im=document.images[i];if(im.complete&&im.naturalWidth>0)ok++;}document.body.dataset.imagesLoaded=ok;document.body.dataset.ready='1';});\n</script>\n</body></html>\n";
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn max_min_notes_name_both_groups() {
+        assert_eq!(
+            parse_max_min("max female|indian / min male|white; zero errors: x"),
+            ("female|indian".to_string(), "male|white".to_string())
+        );
+    }
+
+    #[test]
+    fn tables_become_html_with_escaping() {
+        let html = md_table_to_html("| a | b |\n|---|---|\n| x<y | 2 |\n");
+        assert_eq!(html, "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>x&lt;y</td><td>2</td></tr></tbody></table>");
+    }
+}

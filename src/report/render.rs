@@ -1,0 +1,294 @@
+//! The report stage: from an [`Analysis`] to files — the CSV exports, every chart per grouping, and
+//! the human-facing pages (`index.html`, `summary.md`, see [`super::page`]).
+
+use std::path::Path;
+
+use super::charts;
+use crate::compare::{edge, BINS};
+use crate::metrics::analysis::{chart_threshold, Analysis};
+use crate::metrics::groups::Grouping;
+use crate::metrics::GroupCurves;
+
+/// What the pages say about the run besides the numbers.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Model name.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The run record (run.json), shown in the page.
+    pub record: serde_json::Value,
+}
+
+/// A chart written by the report: file stem, grouping, and what it shows.
+#[derive(Debug, Clone)]
+pub struct ChartFile {
+    /// File stem (`det_race`): `<stem>.png` and `<stem>.svg` exist.
+    pub stem: String,
+    /// Grouping name.
+    pub grouping: String,
+    /// One-line caption.
+    pub caption: String,
+}
+
+/// File-name form of a grouping name (`sex×race` → `sex_x_race`).
+pub fn sanitize(name: &str) -> String {
+    name.replace('×', "_x_")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes every report file into `dir` and returns the charts written.
+pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<ChartFile>, String> {
+    let write = |name: &str, bytes: Vec<u8>| {
+        std::fs::write(dir.join(name), bytes)
+            .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+    };
+    write("groups.csv", super::rows_csv(&a.rates)?)?;
+    write("cross_fmr.csv", super::rows_csv(&a.cross)?)?;
+    write("equity.csv", super::rows_csv(&a.equity)?)?;
+    write("policies.csv", super::rows_csv(&a.policies)?)?;
+    let mut files = Vec::new();
+    let ct = chart_threshold(&a.thresholds).copied();
+    let cti = ct.and_then(|t| a.thresholds.iter().position(|x| *x == t));
+    let taus: Vec<(String, f64)> = a
+        .thresholds
+        .iter()
+        .map(|t| (format!("FMR {:.0e}", t.target_fmr), t.tau))
+        .collect();
+    let on = format!("{} on {}", ctx.model, ctx.dataset);
+    for (gi, (g, curves, per_t)) in a.dets.iter().enumerate() {
+        let stem = sanitize(&g.name);
+        let mut add = |kind: &str, caption: String| {
+            files.push(ChartFile {
+                stem: format!("{kind}_{stem}"),
+                grouping: g.name.clone(),
+                caption,
+            })
+        };
+        // 1. DET
+        let det = charts::DetChart {
+            title: format!("DET by {} — {on}", g.name),
+            series: g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, label)| charts::DetSeries {
+                    group: label.clone(),
+                    curve: crate::metrics::det_points(&curves[i])
+                        .into_iter()
+                        .map(|(_, f, n)| (f, n))
+                        .collect(),
+                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
+                })
+                .collect(),
+            thresholds: a
+                .thresholds
+                .iter()
+                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
+                .collect(),
+        };
+        charts::render_det(&dir.join(format!("det_{stem}")), &det)?;
+        add("det", format!("DET curves by {}: FNMR against FMR, log axes; dots mark each global threshold, joined across groups.", g.name));
+        // 2. FMR and FNMR against the threshold
+        let rates = charts::RatesVsThreshold {
+            title: format!("FMR and FNMR against the threshold, by {} — {on}", g.name),
+            series: g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, label)| (label.clone(), rate_curve(&curves[i])))
+                .collect(),
+            thresholds: taus.clone(),
+        };
+        charts::render_rates_vs_threshold(&dir.join(format!("rates_{stem}")), &rates)?;
+        add("rates", format!("FMR (solid) and FNMR (dashed) of each {} group against τ; vertical lines at the global thresholds.", g.name));
+        // 6. score distributions
+        let dist = charts::ScoreDistributions {
+            title: format!("Score distributions by {} — {on}", g.name),
+            series: g
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, label)| {
+                    (
+                        label.clone(),
+                        density(&curves[i].mated_tail),
+                        density(&curves[i].nonmated_tail),
+                    )
+                })
+                .collect(),
+            thresholds: taus.clone(),
+        };
+        charts::render_score_distributions(&dir.join(format!("scores_{stem}")), &dist)?;
+        add(
+            "scores",
+            format!(
+                "Genuine (dashed) and impostor (solid) score densities per {} group.",
+                g.name
+            ),
+        );
+        let (Some(t), Some(ti)) = (ct, cti) else {
+            continue;
+        };
+        // 3. heatmap
+        let k = g.groups.len();
+        let mut cells = vec![vec![(0u64, 0u64); k]; k];
+        for c in a
+            .cross
+            .iter()
+            .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
+        {
+            let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
+            let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
+            cells[x][y] = (c.false_matches, c.comparisons);
+        }
+        let heat = charts::Heatmap {
+            title: format!(
+                "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {on}",
+                g.name, t.tau, t.target_fmr
+            ),
+            groups: g.groups.clone(),
+            cells,
+            target_fmr: t.target_fmr,
+        };
+        charts::render_heatmap(&dir.join(format!("heatmap_{stem}")), &heat)?;
+        add("heatmap", format!("Cross-group impostor FMR by {} at the global threshold for FMR {:.0e}: grey at or below target, red above.", g.name, t.target_fmr));
+        // 4. dot plot with intervals, faceted by the second attribute
+        let dots = charts::DotPlot { title: format!("FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}) — {on}", g.name, t.tau, t.target_fmr), facets: facets(g, &per_t[ti]) };
+        charts::render_dot_plot(&dir.join(format!("dots_{stem}")), &dots)?;
+        add("dots", format!("Per-group FMR and FNMR by {} at the global threshold for FMR {:.0e}, with 95 % intervals.", g.name, t.target_fmr));
+        // 5. FMR relative to the reference group
+        let reference = a.reference.get(gi).copied().unwrap_or(0);
+        let ref_fmr = per_t[ti][reference].fmr;
+        let rel = charts::RelativeFmr {
+            title: format!(
+                "FMR relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
+                g.groups[reference], g.name, t.tau, t.target_fmr
+            ),
+            bars: per_t[ti]
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        r.group.clone(),
+                        i,
+                        r.fmr / ref_fmr,
+                        (r.fmr_ci_low / ref_fmr, r.fmr_ci_high / ref_fmr),
+                    )
+                })
+                .collect(),
+        };
+        charts::render_relative_fmr(&dir.join(format!("relative_{stem}")), &rel)?;
+        add("relative", format!("Each {} group's FMR divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the group's own interval divided by the reference's point value.", g.name, g.groups[reference], t.target_fmr));
+    }
+    write(
+        "index.html",
+        super::page::index_html(a, ctx, &files, dir)?.into_bytes(),
+    )?;
+    write(
+        "summary.md",
+        super::page::summary_md(a, ctx, &files).into_bytes(),
+    )?;
+    Ok(files)
+}
+
+/// (τ, FMR, FNMR) at every 128th bin edge.
+fn rate_curve(cv: &GroupCurves) -> Vec<(f64, f64, f64)> {
+    (0..BINS)
+        .step_by(128)
+        .map(|k| {
+            let fmr = cv.false_matches(k) as f64 / cv.nonmated_total.max(1) as f64;
+            let fnmr = cv.false_non_matches(k) as f64 / cv.mated_total.max(1) as f64;
+            (edge(k), fmr, fnmr)
+        })
+        .collect()
+}
+
+/// Density over 512 coarse bins (width 2/512) from a tail-count array; empty when there is no count.
+fn density(tail: &[u64]) -> Vec<(f64, f64)> {
+    if tail.is_empty() || tail[0] == 0 {
+        return Vec::new();
+    }
+    let (coarse, width) = (BINS / 512, 2.0 / 512.0);
+    let total = tail[0] as f64;
+    (0..512)
+        .map(|i| {
+            let count = tail[i * coarse] - tail[(i + 1) * coarse];
+            (
+                edge(i * coarse) + width / 2.0,
+                count as f64 / (total * width),
+            )
+        })
+        .collect()
+}
+
+/// Dot-plot facets: by the second attribute of an intersection, else one facet.
+fn facets(g: &Grouping, rates: &[crate::metrics::GroupRate]) -> Vec<charts::Facet> {
+    let est = |r: &crate::metrics::GroupRate| {
+        (
+            (r.fmr, r.fmr_ci_low, r.fmr_ci_high),
+            (r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high),
+        )
+    };
+    if !g.name.contains('×') {
+        return vec![(
+            String::new(),
+            rates
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.group.clone(), i, est(r).0, est(r).1))
+                .collect(),
+        )];
+    }
+    let mut firsts: Vec<String> = rates
+        .iter()
+        .map(|r| r.group.split('|').next().unwrap_or("").to_string())
+        .collect();
+    firsts.sort();
+    firsts.dedup();
+    let mut out: Vec<(String, Vec<_>)> = Vec::new();
+    for r in rates {
+        let (first, second) = r.group.split_once('|').unwrap_or((r.group.as_str(), ""));
+        let colour = firsts.iter().position(|f| f == first).unwrap_or(0);
+        let (f, n) = est(r);
+        match out.iter_mut().find(|(s, _)| s == second) {
+            Some((_, v)) => v.push((first.to_string(), colour, f, n)),
+            None => out.push((second.to_string(), vec![(first.to_string(), colour, f, n)])),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn density_integrates_to_one() {
+        let mut counts = vec![0u64; BINS];
+        counts[40000] = 3;
+        counts[41000] = 1;
+        let mut tail = vec![0u64; BINS + 1];
+        for k in (0..BINS).rev() {
+            tail[k] = tail[k + 1] + counts[k];
+        }
+        let d = density(&tail);
+        let integral: f64 = d.iter().map(|p| p.1 * 2.0 / 512.0).sum();
+        assert!((integral - 1.0).abs() < 1e-12);
+        assert!(density(&[0, 0]).is_empty());
+    }
+
+    #[test]
+    fn names_become_file_stems() {
+        assert_eq!(sanitize("sex×race"), "sex_x_race");
+        assert_eq!(sanitize("age band"), "age_band");
+    }
+}

@@ -267,6 +267,9 @@ fn reruns_are_byte_identical_and_use_the_cache() {
         "groups.csv",
         "cross_fmr.csv",
         "equity.csv",
+        "policies.csv",
+        "summary.md",
+        "index.html",
     ] {
         let (x, y) = (
             std::fs::read(a.join(f)).unwrap(),

@@ -31,8 +31,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
     Embed(EmbedArgs),
-    /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match.
+    /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match (and probe its preprocessing).
     Inspect(InspectArgs),
+    /// Audit a model file in one command: inspect, probe when it has no spec, sanity gate, run, report.
+    Audit(AuditArgs),
     /// Benchmark the matching kernel: measured FMA peak, pairs/s, GFLOP/s, % of peak, scalar baseline.
     Bench(KernelBenchArgs),
     /// Measure pipeline throughput (decode + detect + align + embed, images/s) on a dataset.
@@ -277,6 +279,62 @@ pub struct InspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Try the plausible preprocessings on a labelled sanity set and rank them; write the best as a spec.
+    #[arg(long)]
+    pub probe: bool,
+    /// Labelled sanity set for --probe: a manifest, a folder with manifest.csv, or a folder of images
+    /// named `<subject>-<n>.jpg` / `<subject>_<n>.jpg`.
+    #[arg(long, default_value = "../shared/models/testfaces")]
+    pub sanity: PathBuf,
+    /// Where --probe writes the chosen spec [default: <model file stem>.spec.toml in the current folder].
+    #[arg(long)]
+    pub spec_out: Option<PathBuf>,
+    /// YuNet detector for --probe [default: catalogue `yunet-dynamic`].
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
+}
+
+/// Arguments of `audit`.
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    /// The model file to audit.
+    pub model: PathBuf,
+    /// Dataset: a manifest CSV or a folder holding manifest.csv.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Report folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A spec TOML for the model [default: the catalogue entry matching its sha256, else the probe's choice].
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Labelled sanity set (see `inspect --sanity`).
+    #[arg(long, default_value = "../shared/models/testfaces")]
+    pub sanity: PathBuf,
+    /// Lowest acceptable balanced verification accuracy on the sanity set.
+    #[arg(long, default_value_t = 0.9)]
+    pub min_accuracy: f64,
+    /// Run the audit even when the sanity check fails.
+    #[arg(long)]
+    pub force: bool,
+    /// Target FMRs, comma-separated (as for `run`).
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
+    /// Folder holding catalogue model files (for the detector).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// YuNet detector [default: catalogue `yunet-dynamic`].
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
+    /// ONNX Runtime shared library.
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Metric and uncertainty settings.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 /// Arguments of `bench` (the matching kernel on synthetic embeddings).

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         }),
         Command::Embed(a) => pipeline::embed(a).map(|_| ()),
         Command::Inspect(a) => pipeline::inspect(a),
+        Command::Audit(a) => pipeline::audit(a).map(|o| pipeline::print_run_summary(&o)),
         Command::Bench(a) => pipeline::bench_kernel(a).map(|b| {
             if a.json {
                 println!("{}", serde_json::to_string(&b).unwrap_or_default());

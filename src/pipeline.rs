@@ -2,15 +2,15 @@
 //! any long computation), then runs the stages in order: manifest → embed → compare → metrics → report.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    AnalysisArgs, BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs, KernelBenchArgs,
-    MergeArgs, ModelArgs, ReportArgs, RunArgs,
+    AnalysisArgs, AuditArgs, BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs,
+    KernelBenchArgs, MergeArgs, ModelArgs, ReportArgs, RunArgs,
 };
 use crate::compare::{self, ScoreHistogram, BINS};
 use crate::embed::cache::{self, EmbeddingCache};
@@ -1037,6 +1037,34 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             );
         }
     }
+    if args.probe {
+        let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
+        let set = crate::embed::probe::load_set(rt, &sanity_samples(&args.sanity)?, &detector)
+            .map_err(|e| anyhow!("sanity set {}: {e}", args.sanity.display()))?;
+        let ranking = run_probe(rt, &path, &sha, &set, false)?;
+        let out = args.spec_out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "{}.spec.toml",
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "model".into())
+            ))
+        });
+        std::fs::write(
+            &out,
+            toml::to_string(&ranking[0].spec).context("cannot write the spec")?,
+        )
+        .with_context(|| format!("cannot write {}", out.display()))?;
+        println!(
+            "best: {} — spec written to {} (edit it if needed; use it with --spec)",
+            ranking[0].name,
+            out.display()
+        );
+        if let Some(m) = &matched {
+            println!("note: this model is in the catalogue as `{}`; its documented spec takes precedence", m.name);
+        }
+        return Ok(());
+    }
     match matched {
         Some(m) => println!(
             "catalogue: {} ({}; {} {}x{} {:?} {:?}, pixel_scale {}, mean {:?}, std {:?}, template {:?})",
@@ -1266,4 +1294,183 @@ fn fmt_runs(seconds: &[f64]) -> String {
         .map(|s| format!("{s:.3}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The samples of a sanity set: a manifest, a folder with manifest.csv, or a folder of named images.
+fn sanity_samples(path: &Path) -> Result<Vec<crate::manifest::Sample>> {
+    if path.is_file() || path.join("manifest.csv").is_file() {
+        Ok(manifest::load(path, Some(&[]), true)?.samples)
+    } else if path.is_dir() {
+        crate::embed::probe::folder_samples(path).map_err(|e| anyhow!(e))
+    } else {
+        bail!(
+            "sanity set {} does not exist; pass --sanity with a labelled folder or manifest",
+            path.display()
+        )
+    }
+}
+
+fn detector_path(explicit: Option<&Path>, models_dir: Option<&Path>) -> Result<PathBuf> {
+    match explicit {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => bail!("--detector {} does not exist", p.display()),
+        None => Ok(spec::resolve("yunet-dynamic", models_dir)
+            .map_err(|e| anyhow!(e))?
+            .0),
+    }
+}
+
+/// Runs the probe and prints its ranking; returns the ranking (best first).
+fn run_probe(
+    rt: &Runtime,
+    model: &Path,
+    sha: &str,
+    set: &crate::embed::probe::SanitySet,
+    quiet: bool,
+) -> Result<Vec<crate::embed::probe::Candidate>> {
+    let ranking = crate::embed::probe::probe(rt, model, sha, set).map_err(|e| anyhow!(e))?;
+    if !quiet {
+        println!("probe ranking on the sanity set (best first; AUC, then d′):");
+        for (i, c) in ranking.iter().enumerate() {
+            let s = &c.separation;
+            println!(
+                "{:>3}. {:<34} AUC {:.4}  d′ {:>6.3}  accuracy {:.3}  mated mean {:.3}  non-mated mean {:.3}",
+                i + 1,
+                c.name,
+                s.auc,
+                s.d_prime,
+                s.accuracy,
+                s.mated_mean,
+                s.nonmated_mean
+            );
+        }
+    }
+    Ok(ranking)
+}
+
+/// `facebias audit`.
+pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
+    let rt = runtime::load(args.ort_lib.as_deref())?;
+    if !args.model.is_file() {
+        bail!("model {} does not exist", args.model.display());
+    }
+    // Fail fast on the output folder before the probe runs.
+    Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
+    let sha = spec::sha256_file(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
+    println!("model {} sha256 {sha}", args.model.display());
+    let set = crate::embed::probe::load_set(rt, &sanity_samples(&args.sanity)?, &detector)
+        .map_err(|e| anyhow!("sanity set {}: {e}", args.sanity.display()))?;
+    let mut ranking = Vec::new();
+    let (spec_used, source) = match (&args.spec, spec::by_sha256(&sha)) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --spec {}", f.display()))?;
+            (
+                toml::from_str::<ModelSpec>(&text)
+                    .map_err(|e| anyhow!("--spec {}: {e}", f.display()))?,
+                format!("--spec {}", f.display()),
+            )
+        }
+        (None, Some(s)) => (s.clone(), format!("catalogue entry `{}`", s.name)),
+        (None, None) => {
+            println!(
+                "no spec for this model: probing its preprocessing on {}",
+                args.sanity.display()
+            );
+            ranking = run_probe(rt, &args.model, &sha, &set, false)?;
+            (
+                ranking[0].spec.clone(),
+                format!("probe: {}", ranking[0].name),
+            )
+        }
+    };
+    let check =
+        crate::embed::probe::sanity(rt, &args.model, &spec_used, &set).map_err(|e| anyhow!(e))?;
+    println!(
+        "sanity check ({source}): balanced accuracy {:.3} on {} mated and {} non-mated pairs (AUC {:.3})",
+        check.accuracy, check.mated_pairs, check.nonmated_pairs, check.auc
+    );
+    if check.accuracy < args.min_accuracy && !args.force {
+        bail!(
+            "sanity check failed: balanced verification accuracy {:.3} on the sanity set is below {:.2}, so the preprocessing is              probably wrong (colour order, pixel scaling, crop or layout). Run `facebias inspect --probe {}` to rank the              alternatives, fix the spec and pass it with --spec, or use --force to audit anyway",
+            check.accuracy,
+            args.min_accuracy,
+            args.model.display()
+        );
+    }
+    // The full run with exactly this spec.
+    let spec_text = toml::to_string(&spec_used).context("cannot write the spec")?;
+    let tmp = tempfile_path(&args.out, "model_spec.toml");
+    std::fs::write(&tmp, &spec_text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let run_args = RunArgs {
+        dataset: args.dataset.clone(),
+        out: args.out.clone(),
+        target_fmr: args.target_fmr.clone(),
+        attributes: None,
+        shard: None,
+        analysis: args.analysis.clone(),
+        model: ModelArgs {
+            model: args.model.display().to_string(),
+            models_dir: args.models_dir.clone(),
+            detector: Some(detector),
+            ort_lib: args.ort_lib.clone(),
+            spec: Some(tmp.clone()),
+            input_name: None,
+            output_name: None,
+            input_size: None,
+            layout: None,
+            color: None,
+            pixel_scale: None,
+            mean: None,
+            std: None,
+            template: None,
+            face_select: crate::preprocess::detect::FaceSelect::Center,
+            detect_size: 640,
+            detect_max_upscale: 2.5,
+        },
+        exec: args.exec.clone(),
+    };
+    let outcome = run(&run_args);
+    let _ = std::fs::remove_file(&tmp);
+    let outcome = outcome?;
+    let sanity_json = serde_json::json!({
+        "sanity_set": args.sanity.display().to_string(),
+        "spec_source": source,
+        "accuracy": check.accuracy,
+        "auc": check.auc,
+        "d_prime": check.d_prime,
+        "threshold": check.threshold,
+        "mated_pairs": check.mated_pairs,
+        "nonmated_pairs": check.nonmated_pairs,
+        "images_without_face": set.skipped,
+        "min_accuracy": args.min_accuracy,
+        "forced": args.force && check.accuracy < args.min_accuracy,
+        "probe_ranking": ranking.iter().map(|c| serde_json::json!({"name": c.name, "auc": c.separation.auc, "d_prime": c.separation.d_prime, "accuracy": c.separation.accuracy})).collect::<Vec<_>>(),
+    });
+    std::fs::write(outcome.out.join("model_spec.toml"), spec_text)
+        .context("cannot write model_spec.toml")?;
+    std::fs::write(
+        outcome.out.join("sanity.json"),
+        serde_json::to_vec_pretty(&sanity_json)?,
+    )
+    .context("cannot write sanity.json")?;
+    Ok(outcome)
+}
+
+/// A hidden temporary file beside `target`.
+fn tempfile_path(target: &Path, name: &str) -> PathBuf {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parent.join(format!(
+        ".{}.{name}.{}",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        std::process::id()
+    ))
 }

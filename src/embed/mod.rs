@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod extract;
 pub mod inspect;
+pub mod probe;
 pub mod spec;
 
 use std::path::Path;

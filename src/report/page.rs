@@ -286,6 +286,27 @@ fn sections(a: &Analysis) -> Sections {
     }
 }
 
+/// One line on the model, its hash and the exact preprocessing used, and the dataset's hash.
+pub fn provenance(ctx: &Context) -> String {
+    let m = &ctx.record["model"];
+    let sp = &m["spec"];
+    format!(
+        "Model {} (sha256 {}); preprocessing: {}×{} {} {}, value = (pixel·{} − mean {}) / std {}, alignment {}; dataset manifest {} (sha256 {}).",
+        m["path"].as_str().unwrap_or("?"),
+        m["sha256"].as_str().unwrap_or("?"),
+        sp["size"],
+        sp["size"],
+        sp["layout"].as_str().unwrap_or("?"),
+        sp["color"].as_str().unwrap_or("?"),
+        sp["pixel_scale"],
+        sp["mean"],
+        sp["std"],
+        sp["template"].as_str().unwrap_or("?"),
+        ctx.record["dataset"]["manifest"].as_str().unwrap_or("?"),
+        ctx.record["dataset"]["manifest_sha256"].as_str().unwrap_or("?"),
+    )
+}
+
 /// `summary.md`.
 pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
     let s = sections(a);
@@ -293,8 +314,10 @@ pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
         .map(|t| format!("{:.0e}", t.target_fmr))
         .unwrap_or_default();
     let mut md = format!(
-        "# Demographic differentials: {} on {}\n\n## Findings\n\n",
-        ctx.model, ctx.dataset
+        "# Demographic differentials: {} on {}\n\n{}\n\n## Findings\n\n",
+        ctx.model,
+        ctx.dataset,
+        provenance(ctx)
     );
     findings(a).iter().for_each(|f| md += &format!("- {f}\n"));
     md += &format!("\n## Global thresholds\n\n{}\n## Per-group rates at the global threshold for FMR {t}\n\n{}\n## Summary metrics at FMR {t}\n\n{}\n## Threshold policies at FMR {t}\n\n{}\n", s.thresholds, s.rates, s.equity, s.policies);
@@ -338,6 +361,7 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
         charts.len(),
         esc(&title)
     );
+    h += &format!("<p class=\"provenance\">{}</p>", esc(&provenance(ctx)));
     h += "<h2>Findings</h2><ul>";
     findings(a)
         .iter()

@@ -1,0 +1,187 @@
+//! Auditing a vendor model: the probe recovers known preprocessings of fixture variants of the shared
+//! MobileFaceNet (built by tests/fixtures/make_variants.py), and the sanity gate stops a wrong spec.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{bfw_subset, facebias, shared};
+
+/// Builds the variants into `dir`; returns (file, truth) per variant.
+fn variants(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/make_variants.py"
+        ))
+        .arg(shared().join("models/mobilefacenet_foamliu_128d.onnx"))
+        .arg(dir)
+        .output()
+        .expect("python3 with the onnx package (installed by .ci/setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (dir.join(v["file"].as_str().unwrap()), v)
+        })
+        .collect()
+}
+
+/// The per-channel affine map value = slope·pixel + offset of a spec, in the model's channel order.
+fn affine(spec: &toml::Value) -> Vec<(f64, f64)> {
+    let f = |v: &toml::Value| {
+        v.as_float()
+            .or_else(|| v.as_integer().map(|i| i as f64))
+            .unwrap()
+    };
+    let scale = f(&spec["pixel_scale"]);
+    (0..3)
+        .map(|c| {
+            let (m, s) = (f(&spec["mean"][c]), f(&spec["std"][c]));
+            (scale / s, -m / s)
+        })
+        .collect()
+}
+
+fn truth_affine(color: &str, scaling: &str) -> Vec<(f64, f64)> {
+    let (mut mean, mut std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+    if color == "BGR" {
+        mean.reverse();
+        std.reverse();
+    }
+    (0..3)
+        .map(|c| match scaling {
+            "imagenet" => (1.0 / 255.0 / std[c], -mean[c] / std[c]),
+            "unit0-1" => (1.0 / 255.0, 0.0),
+            "pm1" => (1.0 / 127.5, -1.0),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn probe_recovers_each_variants_true_preprocessing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, truth) in variants(dir.path()) {
+        let spec_file = dir.path().join("chosen.toml");
+        facebias(dir.path())
+            .args(["inspect", "--probe", "--spec-out"])
+            .arg(&spec_file)
+            .arg(&model)
+            .assert()
+            .success();
+        let spec: toml::Value =
+            toml::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap();
+        let name = truth["file"].as_str().unwrap();
+        assert_eq!(spec["color"].as_str(), truth["color"].as_str(), "{name}");
+        assert_eq!(spec["layout"].as_str(), truth["layout"].as_str(), "{name}");
+        assert_eq!(spec["size"].as_integer(), truth["size"].as_i64(), "{name}");
+        assert_eq!(spec["template"].as_str(), Some("arcface112"), "{name}");
+        // The pixel map must match up to 1 %: (x−127.5)/128 and (x−127.5)/127.5 differ by 0.4 % and no
+        // sanity set can tell them apart, so either is a correct answer for the ±1 variant.
+        for ((s, o), (ts, to)) in affine(&spec).into_iter().zip(truth_affine(
+            truth["color"].as_str().unwrap(),
+            truth["scaling"].as_str().unwrap(),
+        )) {
+            assert!(
+                (s / ts - 1.0).abs() < 0.01 && (o - to).abs() < 0.01 * to.abs().max(1.0),
+                "{name}: slope {s} offset {o} vs {ts} {to}"
+            );
+        }
+    }
+}
+
+#[test]
+fn audit_probes_gates_runs_and_records_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = variants(dir.path());
+    let bgr = &models
+        .iter()
+        .find(|(_, t)| t["file"] == "mfn_bgr.onnx")
+        .unwrap()
+        .0;
+    let manifest = bfw_subset(dir.path(), 2, 3);
+    let out = dir.path().join("audit");
+    facebias(dir.path())
+        .args(["audit", "--quiet", "--bootstrap", "50"])
+        .arg(bgr)
+        .arg("--dataset")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let spec: toml::Value =
+        toml::from_str(&std::fs::read_to_string(out.join("model_spec.toml")).unwrap()).unwrap();
+    assert_eq!(spec["color"].as_str(), Some("BGR"));
+    let sanity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("sanity.json")).unwrap()).unwrap();
+    assert!(sanity["accuracy"].as_f64().unwrap() >= 0.9);
+    // MODELS.md: the 31 test faces give 49 same-person and 416 different-person pairs.
+    assert_eq!(
+        (
+            sanity["mated_pairs"].as_u64(),
+            sanity["nonmated_pairs"].as_u64()
+        ),
+        (Some(49), Some(416))
+    );
+    assert_eq!(sanity["probe_ranking"].as_array().unwrap().len(), 20);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["model"]["spec"]["color"], "BGR");
+    assert!(out.join("index.html").is_file());
+}
+
+#[test]
+fn sanity_gate_stops_a_wrong_spec_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    // The real model with a wrong spec: raw 0..255 pixels (MODELS.md: AUC 0.705 that way).
+    let wrong = dir.path().join("wrong.toml");
+    let spec: toml::Value = toml::from_str(include_str!("../models/models.toml")).unwrap();
+    let mut entry = spec["model"][0].clone();
+    entry["pixel_scale"] = toml::Value::Float(1.0);
+    entry["mean"] = toml::Value::Array(vec![toml::Value::Float(0.0); 3]);
+    entry["std"] = toml::Value::Array(vec![toml::Value::Float(1.0); 3]);
+    std::fs::write(&wrong, toml::to_string(&entry).unwrap()).unwrap();
+    let model = shared().join("models/mobilefacenet_foamliu_128d.onnx");
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let out = dir.path().join("audit");
+    let a = facebias(dir.path())
+        .args(["audit", "--quiet"])
+        .arg(&model)
+        .arg("--spec")
+        .arg(&wrong)
+        .arg("--dataset")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("sanity check failed") && err.contains("--probe") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no report after a failed gate");
+    facebias(dir.path())
+        .args(["audit", "--quiet", "--force", "--bootstrap", "0"])
+        .arg(&model)
+        .arg("--spec")
+        .arg(&wrong)
+        .arg("--dataset")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let sanity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("sanity.json")).unwrap()).unwrap();
+    assert_eq!(sanity["forced"], true);
+    assert!(sanity["accuracy"].as_f64().unwrap() < 0.9);
+}

@@ -121,16 +121,16 @@ pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
         s.color = v;
     }
     if let Some(v) = args.pixel_scale {
-        s.pixel_scale = v;
+        s.pixel_scale = v as f64;
     }
     if let Some(v) = &args.mean {
-        s.mean = [v[0], v[1], v[2]];
+        s.mean = [v[0] as f64, v[1] as f64, v[2] as f64];
     }
     if let Some(v) = &args.std {
         if v.contains(&0.0) {
             bail!("--std must not contain 0 (got {v:?})");
         }
-        s.std = [v[0], v[1], v[2]];
+        s.std = [v[0] as f64, v[1] as f64, v[2] as f64];
     }
     if let Some(v) = args.template {
         s.template = v;

@@ -250,8 +250,8 @@ pub fn probe(
     };
     let (input_name, output_name) = (input.name().to_string(), output.name().to_string());
     drop(session);
-    let imagenet = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let scalings: [(&str, f32, [f32; 3], [f32; 3]); 5] = [
+    let imagenet = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
+    let scalings: [(&str, f64, [f64; 3], [f64; 3]); 5] = [
         ("raw0-255", 1.0, [0.0; 3], [1.0; 3]),
         ("unit0-1", 1.0 / 255.0, [0.0; 3], [1.0; 3]),
         ("pm1", 1.0 / 127.5, [1.0; 3], [1.0; 3]),

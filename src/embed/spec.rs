@@ -46,11 +46,11 @@ pub struct ModelSpec {
     /// Channel order.
     pub color: ColorOrder,
     /// Factor applied to 0..255 pixel values before the mean is subtracted.
-    pub pixel_scale: f32,
+    pub pixel_scale: f64,
     /// Per-channel mean.
-    pub mean: [f32; 3],
+    pub mean: [f64; 3],
     /// Per-channel standard deviation.
-    pub std: [f32; 3],
+    pub std: [f64; 3],
     /// Alignment template.
     pub template: Template,
     /// Embedding length (0 = read from the model).
@@ -67,9 +67,9 @@ impl ModelSpec {
     /// The pixel normalisation of this spec.
     pub fn normalization(&self) -> Normalization {
         Normalization {
-            pixel_scale: self.pixel_scale,
-            mean: self.mean,
-            std: self.std,
+            pixel_scale: self.pixel_scale as f32,
+            mean: self.mean.map(|v| v as f32),
+            std: self.std.map(|v| v as f32),
         }
     }
 

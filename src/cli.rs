@@ -31,6 +31,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
     Embed(EmbedArgs),
+    /// List the dataset adapters, or validate a dataset and count its comparisons per group.
+    Datasets(DatasetsArgs),
     /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match (and probe its preprocessing).
     Inspect(InspectArgs),
     /// Audit a model file in one command: inspect, probe when it has no spec, sanity gate, run, report.
@@ -133,6 +135,9 @@ pub struct RunArgs {
     /// Attribute columns to analyse, comma-separated [default: all attribute columns of the manifest].
     #[arg(long, value_delimiter = ',')]
     pub attributes: Option<Vec<String>>,
+    /// How to read the dataset [default: detected from its layout; see `facebias datasets`].
+    #[arg(long, value_enum, default_value = "auto")]
+    pub adapter: crate::manifest::adapters::Adapter,
     /// Compute only shard K of N (0-based, e.g. `--shard 2/8`): a deterministic share of the pair blocks,
     /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
     #[arg(long, value_parser = parse_shard)]
@@ -292,6 +297,22 @@ pub struct InspectArgs {
     /// YuNet detector for --probe [default: catalogue `yunet-dynamic`].
     #[arg(long)]
     pub detector: Option<PathBuf>,
+}
+
+/// Arguments of `datasets`.
+#[derive(Debug, Args, Clone)]
+pub struct DatasetsArgs {
+    /// A dataset to validate and count (omit to list the adapters).
+    pub dataset: Option<PathBuf>,
+    /// How to read it.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub adapter: crate::manifest::adapters::Adapter,
+    /// Attribute columns to count, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Option<Vec<String>>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `audit`.

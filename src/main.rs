@@ -7,6 +7,12 @@ use facebias::cli::{Cli, Command};
 use facebias::pipeline;
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of stdout goes away (`facebias … | head`).
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => pipeline::run(a).map(|o| pipeline::print_run_summary(&o)),
@@ -21,6 +27,7 @@ fn main() -> ExitCode {
         }),
         Command::Embed(a) => pipeline::embed(a).map(|_| ()),
         Command::Inspect(a) => pipeline::inspect(a),
+        Command::Datasets(a) => pipeline::datasets(a),
         Command::Audit(a) => pipeline::audit(a).map(|o| pipeline::print_run_summary(&o)),
         Command::Bench(a) => pipeline::bench_kernel(a).map(|b| {
             if a.json {

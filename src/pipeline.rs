@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    AnalysisArgs, AuditArgs, BenchArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs,
+    AnalysisArgs, AuditArgs, BenchArgs, DatasetsArgs, DemoArgs, EmbedArgs, ExecArgs, InspectArgs,
     KernelBenchArgs, MergeArgs, ModelArgs, ReportArgs, RunArgs,
 };
 use crate::compare::{self, ScoreHistogram, BINS};
@@ -327,7 +327,13 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let rt = runtime::load(args.model.ort_lib.as_deref())?;
     charts::ensure_font().map_err(|e| anyhow!(e))?;
     let staging = Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
-    let manifest = manifest::load(&args.dataset, args.attributes.as_deref(), true)?;
+    let adapted = manifest::adapters::load(
+        &args.dataset,
+        args.adapter,
+        args.attributes.as_deref(),
+        true,
+    )?;
+    let (manifest, protocol_pairs) = (adapted.manifest, adapted.pairs);
     for w in &manifest.warnings {
         eprintln!("warning: {}", w.message);
     }
@@ -425,6 +431,17 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     staging
         .write("comparisons.bin", &store::to_bytes(&header, &comparisons))
         .map_err(|e| anyhow!(e))?;
+    let protocol = protocol_pairs
+        .as_ref()
+        .map(|list| protocol_accuracy(list, &manifest, &emb, ex.dim, &rows));
+    if let Some(rows) = &protocol {
+        staging
+            .write(
+                "protocol.csv",
+                &report::rows_csv(rows).map_err(|e| anyhow!(e))?,
+            )
+            .map_err(|e| anyhow!(e))?;
+    }
     let mut bootstrap_note = String::new();
     let mut boot_data = None;
     if shard.count == 1 && args.analysis.bootstrap > 0 {
@@ -471,8 +488,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
                 .into();
     }
 
-    let manifest_sha256 = spec::sha256_file(&manifest.file)
-        .with_context(|| format!("cannot read {}", manifest.file.display()))?;
+    let manifest_sha256 = manifest.sha256.clone();
     let mut timings_s = BTreeMap::new();
     timings_s.insert("extract", ex.timings.wall_s);
     timings_s.insert("compare", compare_s);
@@ -520,6 +536,21 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         },
     };
     let mut record = serde_json::to_value(&record).context("cannot serialise run.json")?;
+    record["dataset"]["adapter"] = serde_json::to_value(adapted.adapter)?;
+    if let (Some(list), Some(acc)) = (&protocol_pairs, &protocol) {
+        record["protocol"] = serde_json::json!({
+            "name": list.name,
+            "pairs": list.pairs.len(),
+            "pairs_missing_from_dataset": list.missing,
+            "mated": list.pairs.iter().filter(|p| p.mated).count(),
+            "evaluation": "k-fold: each fold's threshold maximises accuracy on the other folds; mean and std of fold accuracies",
+            "accuracy": acc.first().map(|a| a.accuracy),
+            "accuracy_std": acc.first().map(|a| a.std),
+        });
+        if let Some(a) = acc.first() {
+            eprintln!("note: {} protocol: {} pairs, {}-fold accuracy {:.4} ± {:.4} ({} pairs of the list are not in the dataset)", list.name, a.pairs, a.folds, a.accuracy, a.std, list.missing);
+        }
+    }
     record["bootstrap"] = serde_json::json!({"replicates": args.analysis.bootstrap, "seed": args.analysis.seed, "alpha": args.analysis.alpha, "note": bootstrap_note});
     if shard.count > 1 {
         // A shard stops here: its partial histograms wait for `facebias merge`.
@@ -860,6 +891,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         target_fmr: None,
         attributes: None,
         shard: None,
+        adapter: manifest::adapters::Adapter::Auto,
         analysis: AnalysisArgs::default(),
         model: ModelArgs {
             model: "mobilefacenet".into(),
@@ -1410,6 +1442,7 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         target_fmr: args.target_fmr.clone(),
         attributes: None,
         shard: None,
+        adapter: manifest::adapters::Adapter::Auto,
         analysis: args.analysis.clone(),
         model: ModelArgs {
             model: args.model.display().to_string(),
@@ -1473,4 +1506,149 @@ fn tempfile_path(target: &Path, name: &str) -> PathBuf {
             .unwrap_or_default(),
         std::process::id()
     ))
+}
+
+/// Accuracy of the dataset's pair protocol, overall and per group of each attribute (pairs whose two
+/// images share the group's value). Pairs with an image that has no embedding count as errors.
+fn protocol_accuracy(
+    list: &crate::manifest::protocol::PairList,
+    m: &Manifest,
+    emb: &[f32],
+    dim: usize,
+    rows: &[Option<usize>],
+) -> Vec<crate::manifest::protocol::FoldAccuracy> {
+    use crate::manifest::protocol::{kfold_accuracy, FoldAccuracy};
+    let score = |a: usize, b: usize| -> Option<f32> {
+        let (x, y) = (rows[a]?, rows[b]?);
+        Some(compare::dot(
+            &emb[x * dim..(x + 1) * dim],
+            &emb[y * dim..(y + 1) * dim],
+        ))
+    };
+    let scored: Vec<_> = list.pairs.iter().map(|p| (*p, score(p.a, p.b))).collect();
+    let unscored = |f: &dyn Fn(&crate::manifest::protocol::ProtocolPair) -> bool| {
+        scored.iter().filter(|(p, s)| f(p) && s.is_none()).count()
+    };
+    let (acc, std, folds) = kfold_accuracy(&scored, |_| true);
+    let mut out = vec![FoldAccuracy {
+        protocol: list.name.clone(),
+        attribute: "all".into(),
+        group: "all".into(),
+        folds,
+        pairs: scored.len(),
+        unscored: unscored(&|_| true),
+        accuracy: acc,
+        std,
+    }];
+    for (ai, attr) in m.attributes.iter().enumerate() {
+        let mut values: Vec<&str> = m
+            .samples
+            .iter()
+            .map(|s| s.attributes[ai].as_str())
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort();
+        values.dedup();
+        for v in values {
+            let in_group = |p: &crate::manifest::protocol::ProtocolPair| {
+                m.samples[p.a].attributes[ai] == v && m.samples[p.b].attributes[ai] == v
+            };
+            let n = scored.iter().filter(|(p, _)| in_group(p)).count();
+            if n == 0 {
+                continue;
+            }
+            let (acc, std, folds) = kfold_accuracy(&scored, in_group);
+            out.push(FoldAccuracy {
+                protocol: list.name.clone(),
+                attribute: attr.clone(),
+                group: v.to_string(),
+                folds,
+                pairs: n,
+                unscored: unscored(&in_group),
+                accuracy: acc,
+                std,
+            });
+        }
+    }
+    out
+}
+
+/// `facebias datasets`: the adapters, or one dataset's counts per group.
+pub fn datasets(args: &DatasetsArgs) -> Result<()> {
+    let Some(path) = &args.dataset else {
+        println!("adapters (--adapter; `auto` picks one from the layout):");
+        for (name, layout) in [
+            ("manifest", "CSV `path,subject,<attributes…>`, or a folder with manifest.csv (+ LFW pairs.txt)"),
+            ("lfw", "<Name>/<Name>_NNNN.jpg person folders + pairs.txt; male/female_names.txt, lfw_race_dict.json, Columbia lfw_attributes.txt if present"),
+            ("rfw", "[data/]<African|Asian|Caucasian|Indian>/<id>/<id>_000N.jpg + txts/<race>/<race>_pairs.txt"),
+            ("bfw", "BFW pair table CSV (p1,p2,label,fold,id1,id2,e1,e2,g1,g2 or att1,att2)"),
+            ("utkface", "[age]_[gender]_[race]_[date].jpg file names (no identities: FMR only)"),
+            ("fairface", "label CSV file,age,gender,race (no identities: FMR only)"),
+            ("folder", "<group>/<subject>/<image>"),
+        ] {
+            println!("  {name:<9} {layout}");
+        }
+        return Ok(());
+    };
+    let adapted = manifest::adapters::load(path, args.adapter, args.attributes.as_deref(), true)?;
+    let m = &adapted.manifest;
+    let subjects = subject_ids(m);
+    let partition = Partition::new(&m.attributes, &m.samples).map_err(|e| anyhow!(e))?;
+    let counts = metrics::groups::counts(&partition, &subjects);
+    let n = m.samples.len() as u64;
+    let mut per_subject: BTreeMap<u32, u64> = BTreeMap::new();
+    subjects
+        .iter()
+        .for_each(|&s| *per_subject.entry(s).or_default() += 1);
+    let mated: u64 = per_subject
+        .values()
+        .map(|k| k * k.saturating_sub(1) / 2)
+        .sum();
+    if args.json {
+        let v = serde_json::json!({
+            "adapter": adapted.adapter, "images": n, "subjects": per_subject.len(),
+            "subjects_with_pairs": per_subject.values().filter(|&&k| k >= 2).count(),
+            "mated_comparisons": mated, "nonmated_comparisons": n * n.saturating_sub(1) / 2 - mated,
+            "attributes": m.attributes, "warnings": m.warnings, "groups": counts,
+            "protocol": adapted.pairs.as_ref().map(|p| serde_json::json!({"name": p.name, "pairs": p.pairs.len(), "mated": p.pairs.iter().filter(|x| x.mated).count(), "missing": p.missing})),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("dataset {} (adapter {:?}): {} images, {} subjects ({} with ≥ 2 images), {} mated and {} non-mated comparisons", path.display(), adapted.adapter, n, per_subject.len(), per_subject.values().filter(|&&k| k >= 2).count(), mated, n * n.saturating_sub(1) / 2 - mated);
+    for w in &m.warnings {
+        println!("warning: {}", w.message);
+    }
+    println!(
+        "{:<18} {:<22} {:>7} {:>8} {:>9} {:>12} {:>14} {:>11}",
+        "attribute", "group", "images", "subjects", "subj≥2", "mated", "non-mated", "lowest FMR"
+    );
+    for c in &counts {
+        println!(
+            "{:<18} {:<22} {:>7} {:>8} {:>9} {:>12} {:>14} {:>11}",
+            c.attribute,
+            c.group,
+            c.images,
+            c.subjects,
+            c.subjects_with_pairs,
+            c.mated_comparisons,
+            c.nonmated_comparisons,
+            if c.lowest_fmr.is_finite() {
+                format!("{:.0e}", c.lowest_fmr)
+            } else {
+                "–".into()
+            }
+        );
+    }
+    if let Some(p) = &adapted.pairs {
+        println!(
+            "pair protocol `{}`: {} pairs ({} mated), {} listed pairs not in the dataset",
+            p.name,
+            p.pairs.len(),
+            p.pairs.iter().filter(|x| x.mated).count(),
+            p.missing
+        );
+    }
+    println!("(lowest FMR: the rate at which a group still expects 10 false matches among its non-mated comparisons)");
+    Ok(())
 }

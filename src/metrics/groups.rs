@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use crate::manifest::Sample;
 
 /// The finest partition of samples: every distinct combination of attribute values.
@@ -153,4 +155,61 @@ mod tests {
         assert_eq!(gs[1].group_of_combo, vec![None, Some(0), Some(0), Some(1)]);
         assert_eq!(gs[2].groups, vec!["f|a", "m|a", "m|b"]);
     }
+}
+
+/// Comparison counts of one group, from the manifest alone (before any model runs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupCount {
+    /// Grouping name.
+    pub attribute: String,
+    /// Group label.
+    pub group: String,
+    /// Images.
+    pub images: u64,
+    /// Subjects.
+    pub subjects: u64,
+    /// Subjects with at least two images.
+    pub subjects_with_pairs: u64,
+    /// Mated comparisons (all pairs of a subject's images).
+    pub mated_comparisons: u64,
+    /// Non-mated comparisons with both images in the group.
+    pub nonmated_comparisons: u64,
+    /// Lowest FMR the group can resolve: 10 expected false matches (10 / non-mated comparisons).
+    pub lowest_fmr: f64,
+}
+
+/// Counts per group of every grouping, from the partition and each sample's subject id.
+pub fn counts(p: &Partition, subject_of: &[u32]) -> Vec<GroupCount> {
+    let mut per_subject: std::collections::BTreeMap<u32, (u16, u64)> = Default::default();
+    for (i, &s) in subject_of.iter().enumerate() {
+        per_subject.entry(s).or_insert((p.combo_of[i], 0)).1 += 1;
+    }
+    let mut out = Vec::new();
+    for g in groupings(p) {
+        for (gi, label) in g.groups.iter().enumerate() {
+            let members: Vec<u64> = per_subject
+                .values()
+                .filter(|(c, _)| g.group_of_combo[*c as usize] == Some(gi))
+                .map(|(_, n)| *n)
+                .collect();
+            let images: u64 = members.iter().sum();
+            let mated: u64 = members.iter().map(|n| n * n.saturating_sub(1) / 2).sum();
+            let nonmated = images * images.saturating_sub(1) / 2 - mated;
+            out.push(GroupCount {
+                attribute: g.name.clone(),
+                group: label.clone(),
+                images,
+                subjects: members.len() as u64,
+                subjects_with_pairs: members.iter().filter(|&&n| n >= 2).count() as u64,
+                mated_comparisons: mated,
+                nonmated_comparisons: nonmated,
+                lowest_fmr: if nonmated > 0 {
+                    10.0 / nonmated as f64
+                } else {
+                    f64::NAN
+                },
+            });
+        }
+    }
+    out
 }

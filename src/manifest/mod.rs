@@ -12,6 +12,9 @@
 //! Numeric `age` columns are turned into the age bands NIST and UTKFace use (`<18`, `18-29`, `30-44`,
 //! `45-64`, `65+`), because per-year groups would be too small to measure anything.
 
+pub mod adapters;
+pub mod protocol;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +86,8 @@ pub struct Manifest {
     pub samples: Vec<Sample>,
     /// Counted warnings.
     pub warnings: Vec<Warning>,
+    /// sha256 of the manifest text (for adapters, of the manifest they generated).
+    pub sha256: String,
 }
 
 /// Resolves a dataset argument (a manifest CSV, or a folder holding `manifest.csv`) to the manifest file.
@@ -236,6 +241,7 @@ pub fn parse(
         attributes,
         samples,
         warnings,
+        sha256: crate::embed::spec::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
     })
 }
 

@@ -100,6 +100,31 @@ pub struct ModelArgs {
     pub face_select: FaceSelect,
 }
 
+impl ModelArgs {
+    /// The defaults of every flag, for `model` (a catalogue name or a path).
+    pub fn named(model: impl Into<String>) -> ModelArgs {
+        ModelArgs {
+            model: model.into(),
+            models_dir: None,
+            detector: None,
+            ort_lib: None,
+            spec: None,
+            input_name: None,
+            output_name: None,
+            input_size: None,
+            layout: None,
+            color: None,
+            pixel_scale: None,
+            mean: None,
+            std: None,
+            template: None,
+            face_select: FaceSelect::Center,
+            detect_size: 640,
+            detect_max_upscale: 2.5,
+        }
+    }
+}
+
 /// Execution settings shared by the commands that embed images.
 #[derive(Debug, Args, Clone)]
 pub struct ExecArgs {

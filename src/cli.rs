@@ -143,6 +143,10 @@ pub struct ExecArgs {
     /// No progress bars (they are also hidden when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Where the embedding model runs: cpu, cuda, cuda:N, or auto (CUDA when the loaded ONNX Runtime has
+    /// it, else the CPU, noted in run.json). CUDA needs the onnxruntime-gpu wheel's library.
+    #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
+    pub device: crate::runtime::Device,
 }
 
 /// Arguments of `run`.

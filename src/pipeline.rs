@@ -189,6 +189,7 @@ fn extract_config(
         batch_size,
         keep_tensors,
         progress,
+        device: runtime::Device::Cpu,
     }
 }
 
@@ -266,7 +267,8 @@ struct DatasetRecord {
 struct RuntimeRecord {
     onnxruntime_version: String,
     library: String,
-    execution_provider: &'static str,
+    execution_provider: String,
+    device_note: String,
     workers: usize,
     intra_op_threads_per_worker: usize,
     batch_size: usize,
@@ -346,7 +348,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         }
     }
     let workers = threads(args.exec.threads);
-    let cfg = extract_config(
+    let mut cfg = extract_config(
         &model,
         &args.model,
         workers,
@@ -354,6 +356,9 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         false,
         !args.exec.quiet,
     );
+    let (device, device_note) =
+        runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
+    cfg.device = device;
     let mut cache = open_cache(rt, &model, &cfg, &args.exec)?;
 
     // Embed.
@@ -509,7 +514,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         runtime: RuntimeRecord {
             onnxruntime_version: rt.version.clone(),
             library: rt.library.display().to_string(),
-            execution_provider: "CPUExecutionProvider",
+            execution_provider: device.provider(),
+            device_note: device_note.clone(),
             workers,
             intra_op_threads_per_worker: 1,
             batch_size: args.exec.batch_size,
@@ -909,7 +915,7 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
     let staging = Staging::begin(&args.out).map_err(|e| anyhow!(e))?;
     let manifest = manifest::load(&args.dataset, None, true)?;
     let model = resolve_model(&args.model)?;
-    let cfg = extract_config(
+    let mut cfg = extract_config(
         &model,
         &args.model,
         threads(args.exec.threads),
@@ -917,6 +923,9 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
         args.dump_tensors,
         !args.exec.quiet,
     );
+    let (device, device_note) =
+        runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
+    cfg.device = device;
     let mut cache = if args.dump_tensors {
         EmbeddingCache::disabled()
     } else {
@@ -953,6 +962,8 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
         "images": manifest.samples.len(),
         "enrolled": n,
         "onnxruntime_version": rt.version,
+        "execution_provider": device.provider(),
+        "device_note": device_note,
     });
     staging
         .write("run.json", &serde_json::to_vec_pretty(&record)?)

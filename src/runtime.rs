@@ -164,12 +164,85 @@ fn parse_version(info: &str) -> Option<String> {
     Some(rest[..end].to_string()).filter(|v| !v.is_empty())
 }
 
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider on this GPU.
+    Cuda(i32),
+    /// CUDA device 0 when the loaded runtime has the CUDA provider, else the CPU (noted in run.json).
+    Auto,
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "auto" => Ok(Device::Auto),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("--device `{s}`: expected cpu, cuda, cuda:N or auto")),
+        }
+    }
+}
+
+impl Device {
+    /// The execution provider's name as ONNX Runtime reports it.
+    pub fn provider(self) -> String {
+        match self {
+            Device::Cuda(n) => format!("CUDAExecutionProvider (device {n})"),
+            _ => "CPUExecutionProvider".into(),
+        }
+    }
+}
+
+/// Whether the loaded ONNX Runtime has the CUDA execution provider (the `onnxruntime-gpu` build).
+pub fn cuda_available() -> bool {
+    use ort::ep::ExecutionProvider;
+    ort::ep::CUDA::is_available().unwrap_or(false)
+}
+
+/// Turns `--device` into the device to use, with a note when `auto` fell back to the CPU. Asking for
+/// CUDA from a runtime without it is an error that says what to install.
+pub fn resolve_device(rt: &Runtime, requested: Device) -> Result<(Device, String), String> {
+    match requested {
+        Device::Cpu => Ok((Device::Cpu, String::new())),
+        Device::Cuda(_) if cuda_available() => Ok((requested, String::new())),
+        Device::Cuda(n) => Err(format!(
+            "--device cuda:{n}: the ONNX Runtime library {} has no CUDA execution provider; install `python3 -m pip install onnxruntime-gpu==1.31.1` \
+             (with an NVIDIA driver and the CUDA 12 / cuDNN 9 wheels it names) and point --ort-lib or ORT_DYLIB_PATH at its libonnxruntime.so.1.31.1, or use --device cpu",
+            rt.library.display()
+        )),
+        Device::Auto if cuda_available() => Ok((Device::Cuda(0), String::new())),
+        Device::Auto => Ok((
+            Device::Cpu,
+            format!("--device auto: {} has no CUDA execution provider; ran on the CPU", rt.library.display()),
+        )),
+    }
+}
+
 /// Opens an ONNX model as a session with `intra_threads` intra-op threads and full graph optimisation.
 /// The error message names the model file.
 pub fn open_session(
     rt: &Runtime,
     model: &Path,
     intra_threads: usize,
+) -> Result<ort::session::Session, String> {
+    open_session_on(rt, model, intra_threads, Device::Cpu)
+}
+
+/// [`open_session`] on a device ([`Device::Cuda`] registers the CUDA provider and fails if it cannot).
+pub fn open_session_on(
+    rt: &Runtime,
+    model: &Path,
+    intra_threads: usize,
+    device: Device,
 ) -> Result<ort::session::Session, String> {
     let fail = |e: String| format!("cannot open ONNX model {}: {e}", model.display());
     ort::session::Session::builder(&rt.env)
@@ -180,6 +253,14 @@ pub fn open_session(
         .map_err(|e| fail(e.to_string()))?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
         .map_err(|e| fail(e.to_string()))?
+        .with_execution_providers(match device {
+            Device::Cuda(n) => vec![ort::ep::CUDA::default()
+                .with_device_id(n)
+                .build()
+                .error_on_failure()],
+            _ => Vec::new(),
+        })
+        .map_err(|e| fail(format!("cannot use {}: {e}", device.provider())))?
         .commit_from_file(model)
         .map_err(|e| fail(e.to_string()))
 }
@@ -187,6 +268,16 @@ pub fn open_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_flag_parses() {
+        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+        assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda(0)));
+        assert_eq!("cuda:2".parse::<Device>(), Ok(Device::Cuda(2)));
+        assert_eq!("auto".parse::<Device>(), Ok(Device::Auto));
+        assert!("gpu".parse::<Device>().unwrap_err().contains("cuda:N"));
+        assert!("cuda:-1".parse::<Device>().is_err());
+    }
 
     #[test]
     fn version_from_build_info() {

@@ -218,3 +218,59 @@ fn refuses_to_overwrite_a_folder_that_is_not_a_report() {
         "precious"
     );
 }
+
+#[test]
+fn cuda_without_a_gpu_runtime_says_what_to_install_and_auto_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let cpu_only = !std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime as o; import sys; sys.exit(0 if 'CUDAExecutionProvider' in o.get_available_providers() else 1)"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        cpu_only,
+        "this test expects the CPU onnxruntime wheel (CI has no GPU)"
+    );
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--device", "cuda", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("no CUDA execution provider")
+            && err.contains("onnxruntime-gpu==1.31.1")
+            && err.contains("--device cpu"),
+        "{err}"
+    );
+    let out = dir.path().join("auto");
+    facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--bootstrap",
+            "0",
+            "--device",
+            "auto",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["runtime"]["execution_provider"], "CPUExecutionProvider");
+    assert!(run["runtime"]["device_note"]
+        .as_str()
+        .unwrap()
+        .contains("ran on the CPU"));
+    let bad = facebias(dir.path())
+        .args(["run", "--device", "gpu", "--dataset", "x", "--out", "y"])
+        .assert()
+        .failure();
+    assert!(stderr_of(&bad).contains("cuda:N"));
+}

@@ -86,6 +86,8 @@ pub struct ExtractConfig {
     pub keep_tensors: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Where the embedding model runs (detection stays on the CPU: the detector is tiny).
+    pub device: crate::runtime::Device,
 }
 
 /// Summed time spent in each stage across workers, plus the wall time.
@@ -334,7 +336,7 @@ pub fn extract(
             }
             Template::None => None,
         };
-        let embedder = Embedder::open(rt, &cfg.model, &cfg.spec, 1, cfg.batch_size)?;
+        let embedder = Embedder::open_on(rt, &cfg.model, &cfg.spec, 1, cfg.batch_size, cfg.device)?;
         workers.push(Worker {
             cfg,
             cache,

@@ -52,7 +52,19 @@ impl Embedder {
         threads: usize,
         batch_size: usize,
     ) -> Result<Embedder, String> {
-        let session = runtime::open_session(rt, model, threads)?;
+        Self::open_on(rt, model, spec, threads, batch_size, runtime::Device::Cpu)
+    }
+
+    /// [`Embedder::open`] on a device (the CUDA execution provider for [`runtime::Device::Cuda`]).
+    pub fn open_on(
+        rt: &Runtime,
+        model: &Path,
+        spec: &ModelSpec,
+        threads: usize,
+        batch_size: usize,
+        device: runtime::Device,
+    ) -> Result<Embedder, String> {
+        let session = runtime::open_session_on(rt, model, threads, device)?;
         let input = session
             .inputs()
             .iter()

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::embed::extract::SampleResult;
 use crate::manifest::Manifest;
-use crate::metrics::{CrossRate, GroupRate};
 
 /// Schema version of the report files; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -102,16 +101,6 @@ pub fn rows_csv<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, String> {
         w.serialize(r).map_err(|e| e.to_string())?;
     }
     w.into_inner().map_err(|e| e.to_string())
-}
-
-/// `groups.csv`.
-pub fn groups_csv(rows: &[GroupRate]) -> Result<Vec<u8>, String> {
-    rows_csv(rows)
-}
-
-/// `cross_fmr.csv`.
-pub fn cross_csv(rows: &[CrossRate]) -> Result<Vec<u8>, String> {
-    rows_csv(rows)
 }
 
 /// A report folder being written: files go to a hidden temporary sibling that replaces the target only

@@ -63,6 +63,22 @@ fn is_image(p: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
 }
 
+/// A path's last component as a string.
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string()
+}
+
+/// `p` relative to `root`, as written in a manifest.
+fn rel_to(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .to_string()
+}
+
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -193,23 +209,11 @@ enum PairsSource {
 fn folder_rows(root: &Path) -> Result<Rows, ManifestError> {
     let mut rows = Vec::new();
     for g in sorted_entries(root).into_iter().filter(|p| p.is_dir()) {
-        let group = g
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let group = name_of(&g);
         for s in sorted_entries(&g).into_iter().filter(|p| p.is_dir()) {
-            let subject = s
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+            let subject = name_of(&s);
             for img in sorted_entries(&s).into_iter().filter(|p| is_image(p)) {
-                let rel = img
-                    .strip_prefix(root)
-                    .unwrap_or(&img)
-                    .to_string_lossy()
-                    .to_string();
+                let rel = rel_to(root, &img);
                 rows.push(vec![rel, format!("{group}/{subject}"), group.clone()]);
             }
         }
@@ -236,11 +240,7 @@ fn lfw_people_dir(root: &Path) -> Option<PathBuf> {
                 .filter(|p| p.is_dir())
                 .take(3)
                 .any(|p| {
-                    let name = p
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .to_string();
+                    let name = name_of(p);
                     p.join(format!("{name}_0001.jpg")).is_file()
                 })
         })
@@ -301,22 +301,10 @@ fn lfw_rows(root: &Path) -> Result<Rows, ManifestError> {
     let mut rows = Vec::new();
     let mut votes: BTreeMap<String, [BTreeMap<String, usize>; 3]> = BTreeMap::new();
     for person in sorted_entries(&people).into_iter().filter(|p| p.is_dir()) {
-        let name = person
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let name = name_of(&person);
         for img in sorted_entries(&person).into_iter().filter(|p| is_image(p)) {
-            let file = img
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            let rel = img
-                .strip_prefix(root)
-                .unwrap_or(&img)
-                .to_string_lossy()
-                .to_string();
+            let file = name_of(&img);
+            let rel = rel_to(root, &img);
             let v = votes.entry(name.clone()).or_default();
             let col = columbia.get(&file);
             if let Some(s) = sex.get(&file).or(col.map(|c| &c.0)) {
@@ -417,17 +405,9 @@ fn rfw_rows(root: &Path) -> Result<Rows, ManifestError> {
             continue;
         }
         for id in sorted_entries(&dir).into_iter().filter(|p| p.is_dir()) {
-            let subject = id
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+            let subject = name_of(&id);
             for img in sorted_entries(&id).into_iter().filter(|p| is_image(p)) {
-                let rel = img
-                    .strip_prefix(root)
-                    .unwrap_or(&img)
-                    .to_string_lossy()
-                    .to_string();
+                let rel = rel_to(root, &img);
                 rows.push(vec![rel, subject.clone(), race.to_lowercase()]);
             }
         }
@@ -436,11 +416,7 @@ fn rfw_rows(root: &Path) -> Result<Rows, ManifestError> {
             .join(race)
             .join(format!("{race}_pairs.txt"));
         if list.is_file() {
-            let rel_dir = dir
-                .strip_prefix(root)
-                .unwrap_or(&dir)
-                .to_string_lossy()
-                .to_string();
+            let rel_dir = rel_to(root, &dir);
             files.push((list, rel_dir));
         }
     }
@@ -567,11 +543,7 @@ fn utk_rows(root: &Path) -> Result<Rows, ManifestError> {
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for img in sorted_entries(&dir).into_iter().filter(|p| is_image(p)) {
-        let rel = img
-            .strip_prefix(root)
-            .unwrap_or(&img)
-            .to_string_lossy()
-            .to_string();
+        let rel = rel_to(root, &img);
         match utk_labels(&img) {
             Some((age, sex, race)) => {
                 let stem = img

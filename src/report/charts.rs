@@ -462,7 +462,7 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
             .draw_series(DashedLineSeries::new(fnmr, 6, 4, col.stroke_width(2)))
             .map_err(err)?;
     }
-    for (label, tau) in &c.thresholds {
+    for (i, (label, tau)) in c.thresholds.iter().enumerate() {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(*tau, y0), (*tau, 1.0)],
@@ -472,7 +472,7 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::once(Text::new(
                 label.clone(),
-                (*tau, y0 * 1.6),
+                (*tau, y0 * 1.6 * 2f64.powi(i as i32 % 2 * 2)),
                 ("sans-serif", 11).into_font().color(&BLACK),
             )))
             .map_err(err)?;
@@ -746,7 +746,7 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
             ))
             .map_err(err)?;
     }
-    for (label, tau) in &c.thresholds {
+    for (i, (label, tau)) in c.thresholds.iter().enumerate() {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(*tau, 0.0), (*tau, ymax)],
@@ -756,7 +756,7 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::once(Text::new(
                 label.clone(),
-                (*tau, ymax * 0.97),
+                (*tau, ymax * (0.97 - 0.04 * (i % 2) as f64)),
                 ("sans-serif", 11).into_font().color(&BLACK),
             )))
             .map_err(err)?;

@@ -120,8 +120,9 @@ pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<Chart
                 .map(|(i, label)| {
                     (
                         label.clone(),
-                        density(&curves[i].mated_tail),
-                        density(&curves[i].nonmated_tail),
+                        // Mated pairs are far fewer: coarser bins keep the curve readable.
+                        density(&curves[i].mated_tail, 128),
+                        density(&curves[i].nonmated_tail, 512),
                     )
                 })
                 .collect(),
@@ -212,14 +213,15 @@ fn rate_curve(cv: &GroupCurves) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-/// Density over 512 coarse bins (width 2/512) from a tail-count array; empty when there is no count.
-fn density(tail: &[u64]) -> Vec<(f64, f64)> {
+/// Density over `bins` coarse bins (width 2/bins; `bins` divides 2^16) from a tail-count array; empty
+/// when there is no count.
+fn density(tail: &[u64], bins: usize) -> Vec<(f64, f64)> {
     if tail.is_empty() || tail[0] == 0 {
         return Vec::new();
     }
-    let (coarse, width) = (BINS / 512, 2.0 / 512.0);
+    let (coarse, width) = (BINS / bins, 2.0 / bins as f64);
     let total = tail[0] as f64;
-    (0..512)
+    (0..bins)
         .map(|i| {
             let count = tail[i * coarse] - tail[(i + 1) * coarse];
             (
@@ -280,10 +282,12 @@ mod tests {
         for k in (0..BINS).rev() {
             tail[k] = tail[k + 1] + counts[k];
         }
-        let d = density(&tail);
-        let integral: f64 = d.iter().map(|p| p.1 * 2.0 / 512.0).sum();
-        assert!((integral - 1.0).abs() < 1e-12);
-        assert!(density(&[0, 0]).is_empty());
+        for bins in [128, 512] {
+            let d = density(&tail, bins);
+            let integral: f64 = d.iter().map(|p| p.1 * 2.0 / bins as f64).sum();
+            assert!((integral - 1.0).abs() < 1e-12);
+        }
+        assert!(density(&[0, 0], 512).is_empty());
     }
 
     #[test]

@@ -87,6 +87,22 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Opens a label CSV and returns the reader with its header, trimmed and lowercased.
+fn open_csv(
+    file: &Path,
+    what: &str,
+) -> Result<(csv::Reader<std::fs::File>, Vec<String>), ManifestError> {
+    let mut r = csv::Reader::from_path(file)
+        .map_err(|e| invalid(file, format!("cannot read the {what}: {e}")))?;
+    let h = r
+        .headers()
+        .map_err(|e| invalid(file, e.to_string()))?
+        .iter()
+        .map(|s| s.trim().to_lowercase())
+        .collect();
+    Ok((r, h))
+}
+
 fn csv_header(path: &Path) -> Vec<String> {
     csv::Reader::from_path(path)
         .ok()
@@ -434,14 +450,7 @@ fn rfw_rows(root: &Path) -> Result<Rows, ManifestError> {
 
 fn bfw_rows(file: &Path) -> Result<Rows, ManifestError> {
     let root = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut r = csv::Reader::from_path(file)
-        .map_err(|e| invalid(file, format!("cannot read the BFW pair table: {e}")))?;
-    let h: Vec<String> = r
-        .headers()
-        .map_err(|e| invalid(file, e.to_string()))?
-        .iter()
-        .map(|s| s.trim().to_lowercase())
-        .collect();
+    let (mut r, h) = open_csv(file, "BFW pair table")?;
     let col = |n: &str| h.iter().position(|c| c == n);
     let (Some(p1), Some(p2)) = (col("p1"), col("p2")) else {
         return Err(invalid(
@@ -588,14 +597,7 @@ fn utk_rows(root: &Path) -> Result<Rows, ManifestError> {
 
 fn fairface_rows(file: &Path) -> Result<Rows, ManifestError> {
     let root = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut r = csv::Reader::from_path(file)
-        .map_err(|e| invalid(file, format!("cannot read the FairFace labels: {e}")))?;
-    let h: Vec<String> = r
-        .headers()
-        .map_err(|e| invalid(file, e.to_string()))?
-        .iter()
-        .map(|s| s.trim().to_lowercase())
-        .collect();
+    let (mut r, h) = open_csv(file, "FairFace labels")?;
     let col = |n: &str| h.iter().position(|c| c == n);
     let (Some(fc), Some(ac), Some(gc), Some(rc)) =
         (col("file"), col("age"), col("gender"), col("race"))

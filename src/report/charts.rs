@@ -50,6 +50,22 @@ pub fn ensure_font() -> Result<PathBuf, String> {
     .clone()
 }
 
+/// The legend every chart uses: a light box at `pos`, `size`-point labels.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", size))
+        .draw()
+        .map_err(err)
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("chart drawing failed: {e:?}")
 }
@@ -236,16 +252,8 @@ pub fn draw_det<DB: DrawingBackend>(
             )
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        // DET curves never reach the lower left (low FMR and low FNMR at once): the legend goes there.
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    // DET curves never reach the lower left (low FMR and low FNMR at once): the legend goes there.
+    legend(&mut chart, SeriesLabelPosition::LowerLeft, 14)
 }
 
 /// A cross-group FMR heatmap at one global threshold.
@@ -477,14 +485,7 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     Ok(())
 }
 
@@ -761,14 +762,7 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     Ok(())
 }
 

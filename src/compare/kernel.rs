@@ -248,7 +248,19 @@ impl std::ops::DerefMut for AlignedBuf {
     }
 }
 
-fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32]) -> Packed {
+/// Rows in kernel order: sorted by (group, subject, row), so that each subject is one contiguous run
+/// and tiles away from the diagonal hold no mated pairs.
+pub(crate) struct SortedRows {
+    /// Original row of each sorted position.
+    pub order: Vec<usize>,
+    /// Group of each sorted position.
+    pub grp: Vec<u16>,
+    /// Subject rank of each sorted position, non-decreasing (equal ⇔ same subject and group).
+    pub subj: Vec<u32>,
+}
+
+/// Sorts rows by (group, subject, row) and ranks the subjects by first appearance.
+pub(crate) fn sort_rows(cell: &[u16], subject: &[u32]) -> SortedRows {
     let n = cell.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| (cell[i], subject[i], i));
@@ -262,6 +274,12 @@ fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32]) -> Packed {
         }
         subj.push(rank);
     }
+    SortedRows { order, grp, subj }
+}
+
+fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32]) -> Packed {
+    let n = cell.len();
+    let SortedRows { order, grp, subj } = sort_rows(cell, subject);
     let pa = n.div_ceil(MR);
     let pb = n.div_ceil(NR);
     // A panels are padded to whole cache lines too, so every panel starts on a line boundary when

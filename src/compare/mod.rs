@@ -10,6 +10,7 @@
 //! histograms; the fast SIMD kernel slots in behind [`nonmated_histograms`].
 
 pub mod bench;
+pub mod gpu;
 pub mod kernel;
 
 use rayon::prelude::*;

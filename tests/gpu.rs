@@ -1,0 +1,561 @@
+//! The GPU comparison path, tested up to the device boundary on any machine, and on the device when
+//! there is one:
+//! - NVRTC compiles the kernel source for the GPU generations facebias targets (needs the NVRTC wheel
+//!   that `.ci/setup` installs; skipped with a message when it is missing, unless
+//!   FACEBIAS_REQUIRE_NVRTC=1, which `.ci/run` sets);
+//! - the same kernel source, compiled by g++ with the shim in tests/gpu_emulator/ and run with one CPU
+//!   thread per CUDA thread, gives histograms and mated scores bit-identical to the CPU kernel through
+//!   the real host code (`compare::gpu::all_pairs`, batching, flushes, shards, the bootstrap pass);
+//! - on a machine with an NVIDIA GPU, the device gives the same bits (skipped with a message when no
+//!   GPU is present, unless FACEBIAS_REQUIRE_GPU=1).
+
+use facebias::compare::gpu::{self, nvrtc, GpuError};
+
+fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+#[test]
+fn nvrtc_compiles_the_kernels_for_every_target_generation() {
+    let nv = match nvrtc::load() {
+        Ok(n) => n,
+        Err(e) if !required("FACEBIAS_REQUIRE_NVRTC") => {
+            eprintln!("SKIPPED nvrtc_compiles_the_kernels: {e}");
+            return;
+        }
+        Err(e) => panic!("FACEBIAS_REQUIRE_NVRTC=1 but {e}"),
+    };
+    eprintln!(
+        "NVRTC {}.{} from {}",
+        nv.version.0, nv.version.1, nv.library
+    );
+    // Ampere (A100), Ada, Hopper (H100/H200).
+    for arch in [80, 89, 90] {
+        let cubin = nv.compile_cubin(gpu::SOURCE, arch).unwrap();
+        assert_eq!(&cubin[..4], b"\x7fELF", "sm_{arch}: a CUBIN is an ELF file");
+        // The symbol table names every kernel the host launches.
+        for k in ["fb_tiles_f32", "fb_tiles_bf16", "fb_tiles_f16", "fb_flush"] {
+            assert!(
+                cubin.windows(k.len()).any(|w| w == k.as_bytes()),
+                "sm_{arch} CUBIN lacks {k}"
+            );
+        }
+    }
+    // A compile error comes back with NVRTC's log, naming the line.
+    let err = nv
+        .compile_cubin("extern \"C\" __global__ void k() { undefined_name(); }", 90)
+        .unwrap_err();
+    match err {
+        GpuError::Compile { arch, log } => {
+            assert_eq!(arch, "--gpu-architecture=sm_90");
+            assert!(log.contains("undefined_name"), "{log}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+use facebias::compare::gpu::{
+    cuda::CudaDevice, Accelerator, DevPtr, GpuOptions, KernelArg, Precision,
+};
+use facebias::compare::kernel::{self, AllPairs, Kernel, Shard};
+use facebias::compare::{bin_of, CellHistograms, MatedScore};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+/// The emulator library, built once per test run.
+fn emulator_library() -> &'static libloading::Library {
+    static LIB: OnceLock<libloading::Library> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/gpu_emulator/emulator.cpp");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fb_gpu_emulator.so");
+        let status = std::process::Command::new("g++")
+            .args([
+                "-std=c++20",
+                "-O2",
+                "-ffp-contract=off",
+                "-shared",
+                "-fPIC",
+                "-pthread",
+                "-w",
+            ])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .expect("g++ (the emulator needs a C++20 compiler)");
+        assert!(status.success(), "g++ could not build {}", src.display());
+        // SAFETY: our own library; no initialisers beyond the C++ runtime's.
+        unsafe { libloading::Library::new(&out) }.expect("load the emulator")
+    })
+}
+
+/// The emulator runs one launch at a time (its block state is global).
+static EMULATOR_LOCK: Mutex<()> = Mutex::new(());
+
+type EmulateFn =
+    unsafe extern "C" fn(*const std::ffi::c_char, u32, u32, *mut *mut std::ffi::c_void) -> i32;
+
+/// An [`Accelerator`] whose "device memory" is host memory and whose kernels run in the emulator.
+#[derive(Default)]
+struct Emulator {
+    buffers: HashMap<u64, Vec<u64>>,
+    launches: usize,
+}
+
+impl Accelerator for Emulator {
+    fn describe(&self) -> String {
+        "CPU emulation of kernels.cu".into()
+    }
+    fn free_memory(&mut self) -> Option<u64> {
+        None
+    }
+    fn flush_blocks(&self) -> u32 {
+        1
+    }
+    fn alloc_zeroed(&mut self, bytes: usize) -> Result<DevPtr, GpuError> {
+        let v = vec![0u64; bytes.div_ceil(8).max(1)];
+        let p = v.as_ptr() as u64;
+        self.buffers.insert(p, v);
+        Ok(DevPtr(p))
+    }
+    fn upload(&mut self, dst: DevPtr, src: &[u8]) -> Result<(), GpuError> {
+        let buf = self
+            .buffers
+            .get_mut(&dst.0)
+            .expect("upload into a live allocation");
+        assert!(
+            src.len() <= buf.len() * 8,
+            "upload larger than the allocation"
+        );
+        // SAFETY: the allocation holds at least src.len() bytes (asserted).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), buf.as_mut_ptr() as *mut u8, src.len())
+        };
+        Ok(())
+    }
+    fn download(&mut self, src: DevPtr, dst: &mut [u8]) -> Result<(), GpuError> {
+        let buf = self
+            .buffers
+            .get(&src.0)
+            .expect("download from a live allocation");
+        assert!(
+            dst.len() <= buf.len() * 8,
+            "download larger than the allocation"
+        );
+        // SAFETY: as above.
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr() as *const u8, dst.as_mut_ptr(), dst.len())
+        };
+        Ok(())
+    }
+    fn free(&mut self, ptr: DevPtr) {
+        if ptr != DevPtr::NULL {
+            assert!(self.buffers.remove(&ptr.0).is_some(), "double free");
+        }
+    }
+    fn launch(
+        &mut self,
+        kernel: &str,
+        grid: u32,
+        block: u32,
+        args: &[KernelArg],
+    ) -> Result<(), GpuError> {
+        let mut values: Vec<u64> = args
+            .iter()
+            .map(|a| match *a {
+                KernelArg::Ptr(p) => p.0,
+                KernelArg::U32(v) => v as u64,
+                KernelArg::U64(v) => v,
+            })
+            .collect();
+        let mut params: Vec<*mut std::ffi::c_void> = values
+            .iter_mut()
+            .map(|v| v as *mut u64 as *mut std::ffi::c_void)
+            .collect();
+        let name = std::ffi::CString::new(kernel).unwrap();
+        let _guard = EMULATOR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the symbol has this signature (emulator.cpp); the pointers are live buffers.
+        let rc = unsafe {
+            let f: libloading::Symbol<EmulateFn> = emulator_library().get(b"fb_emulate\0").unwrap();
+            f(name.as_ptr(), grid, block, params.as_mut_ptr())
+        };
+        assert_eq!(rc, 0, "emulator has no kernel {kernel}");
+        self.launches += 1;
+        Ok(())
+    }
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        Ok(())
+    }
+}
+
+/// Unit vectors with a shared component (scores spread over [-1, 1]), subjects of 1–3 rows
+/// shuffled across rows, `groups` groups by subject.
+fn data(n: usize, dim: usize, groups: usize, seed: u64) -> (Vec<f32>, Vec<u16>, Vec<u32>) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let unit = |next: &mut dyn FnMut() -> u64| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+    let common: Vec<f32> = (0..dim).map(|_| unit(&mut next)).collect();
+    let mut emb = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let w = (next() % 100) as f32 / 40.0;
+        let mut r: Vec<f32> = (0..dim).map(|k| unit(&mut next) + w * common[k]).collect();
+        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        r.iter_mut().for_each(|v| *v /= norm);
+        emb.extend(r);
+    }
+    let mut subject = Vec::with_capacity(n);
+    let mut s = 0u32;
+    while subject.len() < n {
+        for _ in 0..(1 + next() % 3) {
+            subject.push(s);
+        }
+        s += 1;
+    }
+    subject.truncate(n);
+    for i in (1..n).rev() {
+        subject.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let cell = subject
+        .iter()
+        .map(|&s| (s as usize % groups) as u16)
+        .collect();
+    (emb, cell, subject)
+}
+
+/// The score as the kernels define it: fused multiply-adds in increasing k from 0.
+fn fma_score(x: &[f32], y: &[f32]) -> f32 {
+    x.iter()
+        .zip(y)
+        .fold(0.0f32, |acc, (a, b)| a.mul_add(*b, acc))
+}
+
+/// Brute force over all pairs with [`fma_score`]: the expected result, computed independently of
+/// both kernels.
+fn reference(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32], groups: usize) -> AllPairs {
+    let n = cell.len();
+    let mut nonmated = CellHistograms::new(groups);
+    let mut mated = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let s = fma_score(&emb[i * dim..(i + 1) * dim], &emb[j * dim..(j + 1) * dim]);
+            if subject[i] == subject[j] {
+                mated.push(MatedScore {
+                    a: i,
+                    b: j,
+                    score: s,
+                });
+            } else {
+                let c = nonmated.index(cell[i] as usize, cell[j] as usize);
+                nonmated.cells[c].counts[bin_of(s)] += 1;
+            }
+        }
+    }
+    AllPairs { nonmated, mated }
+}
+
+fn assert_same(got: &AllPairs, want: &AllPairs, what: &str) {
+    assert_eq!(
+        got.mated.len(),
+        want.mated.len(),
+        "{what}: mated pair count"
+    );
+    for (g, w) in got.mated.iter().zip(&want.mated) {
+        assert_eq!((g.a, g.b), (w.a, w.b), "{what}: mated pair");
+        assert_eq!(
+            g.score.to_bits(),
+            w.score.to_bits(),
+            "{what}: mated score of {},{}",
+            g.a,
+            g.b
+        );
+    }
+    for (c, (g, w)) in got
+        .nonmated
+        .cells
+        .iter()
+        .zip(&want.nonmated.cells)
+        .enumerate()
+    {
+        assert!(
+            g == w,
+            "{what}: cell {c} histogram differs ({} vs {} pairs)",
+            g.total(),
+            w.total()
+        );
+    }
+}
+
+fn opts(precision: Precision, tiles_per_launch: usize) -> GpuOptions {
+    GpuOptions {
+        precision,
+        tiles_per_launch,
+    }
+}
+
+#[test]
+fn emulated_fp32_kernel_is_bit_identical_to_the_fma_reference_and_the_cpu_kernel() {
+    // Sizes around the 128-row tile (1, 2, 127, 128, 129, 300) and dims around the 8-wide k-chunk.
+    let cases = [
+        (1, 5, 1),
+        (2, 3, 1),
+        (127, 8, 2),
+        (128, 16, 3),
+        (129, 1, 2),
+        (300, 67, 3),
+        (260, 130, 4),
+    ];
+    for (i, &(n, dim, groups)) in cases.iter().enumerate() {
+        let (emb, cell, subject) = data(n, dim, groups, 40 + i as u64);
+        let want = reference(&emb, dim, &cell, &subject, groups);
+        let mut emu = Emulator::default();
+        let got = gpu::all_pairs(
+            &mut emu,
+            &emb,
+            dim,
+            &cell,
+            &subject,
+            groups,
+            GpuOptions::default(),
+            Shard::ALL,
+        )
+        .unwrap();
+        let what = format!("n={n} dim={dim} groups={groups}");
+        assert_same(&got, &want, &what);
+        assert!(
+            emu.buffers.is_empty(),
+            "{what}: every device buffer is freed"
+        );
+        let pairs: u64 =
+            got.nonmated.cells.iter().map(|c| c.total()).sum::<u64>() + got.mated.len() as u64;
+        assert_eq!(pairs, (n * (n - 1) / 2) as u64, "{what}: every pair once");
+        if Kernel::detect() == Kernel::Avx2Fma {
+            let cpu = kernel::all_pairs(
+                &emb,
+                dim,
+                &cell,
+                &subject,
+                groups,
+                Kernel::Avx2Fma,
+                2,
+                Shard::ALL,
+            );
+            assert_same(&got, &cpu, &format!("{what} vs the CPU's AVX2 kernel"));
+        }
+    }
+}
+
+#[test]
+fn emulated_batches_flushes_and_shards_add_up_to_the_whole() {
+    let (emb, cell, subject) = data(390, 24, 3, 7);
+    let want = reference(&emb, 24, &cell, &subject, 3);
+    // One tile per launch: 10 tiles → 10 tile launches, each followed by a flush.
+    let mut emu = Emulator::default();
+    let one = gpu::all_pairs(
+        &mut emu,
+        &emb,
+        24,
+        &cell,
+        &subject,
+        3,
+        opts(Precision::Fp32, 1),
+        Shard::ALL,
+    )
+    .unwrap();
+    assert_eq!(emu.launches, 20);
+    assert_same(&one, &want, "one tile per launch");
+    let mut merged = CellHistograms::new(3);
+    let mut mated = Vec::new();
+    for index in 0..3 {
+        let part = gpu::all_pairs(
+            &mut emu,
+            &emb,
+            24,
+            &cell,
+            &subject,
+            3,
+            opts(Precision::Fp32, 3),
+            Shard { index, count: 3 },
+        )
+        .unwrap();
+        merged.merge(&part.nonmated);
+        mated.extend(part.mated);
+    }
+    mated.sort_by_key(|m| (m.a, m.b));
+    assert_same(
+        &AllPairs {
+            nonmated: merged,
+            mated,
+        },
+        &want,
+        "3 shards merged",
+    );
+}
+
+#[test]
+fn emulated_reduced_precision_equals_the_reference_on_rounded_embeddings() {
+    let (emb, cell, subject) = data(200, 40, 2, 11);
+    let full = reference(&emb, 40, &cell, &subject, 2);
+    for precision in [Precision::Bf16, Precision::Fp16] {
+        let rounded = gpu::round_embeddings(&emb, precision);
+        let want = reference(&rounded, 40, &cell, &subject, 2);
+        let mut emu = Emulator::default();
+        let got = gpu::all_pairs(
+            &mut emu,
+            &emb,
+            40,
+            &cell,
+            &subject,
+            2,
+            opts(precision, 1 << 16),
+            Shard::ALL,
+        )
+        .unwrap();
+        assert_same(&got, &want, precision.name());
+        // Against full precision the scores move by at most the documented bound: 2·2⁻⁹ (bf16) or
+        // 2·2⁻¹² (fp16), plus the fp32 accumulation error of both (≤ dim·2⁻²⁴ each).
+        let bound = match precision {
+            Precision::Bf16 => 2.0 * 2f32.powi(-9),
+            _ => 2.0 * 2f32.powi(-12),
+        } + 2.0 * 40.0 * 2f32.powi(-24);
+        for (g, f) in got.mated.iter().zip(&full.mated) {
+            assert!(
+                (g.score - f.score).abs() <= bound,
+                "{}: {} vs {}",
+                precision.name(),
+                g.score,
+                f.score
+            );
+        }
+    }
+}
+
+#[test]
+fn emulated_bootstrap_pass_lists_exactly_the_counted_high_pairs() {
+    let (emb, cell, subject) = data(280, 32, 3, 3);
+    let mut emu = Emulator::default();
+    let counted = gpu::all_pairs(
+        &mut emu,
+        &emb,
+        32,
+        &cell,
+        &subject,
+        3,
+        GpuOptions::default(),
+        Shard::ALL,
+    )
+    .unwrap();
+    // A cut with a few dozen pairs above it: the bin where the tail first exceeds 40.
+    let mut total = vec![0u64; facebias::compare::BINS];
+    for c in &counted.nonmated.cells {
+        for (k, v) in c.counts.iter().enumerate() {
+            total[k] += v;
+        }
+    }
+    let mut tail = 0;
+    let mut cut = facebias::compare::BINS;
+    while tail <= 40 && cut > 0 {
+        cut -= 1;
+        tail += total[cut];
+    }
+    let high = gpu::high_pairs(
+        &mut emu,
+        &emb,
+        32,
+        &cell,
+        &subject,
+        3,
+        GpuOptions::default(),
+        cut,
+        tail,
+    )
+    .unwrap();
+    assert_eq!(high.len() as u64, tail);
+    // Independently: every non-mated pair whose reference score's bin is ≥ cut.
+    let mut want = Vec::new();
+    for i in 0..280 {
+        for j in i + 1..280 {
+            let b = bin_of(fma_score(
+                &emb[i * 32..(i + 1) * 32],
+                &emb[j * 32..(j + 1) * 32],
+            ));
+            if subject[i] != subject[j] && b >= cut {
+                want.push((i, j, b as u16));
+            }
+        }
+    }
+    assert_eq!(high, want);
+    // A count that disagrees with the device is an error, not a silently short list.
+    let err = gpu::high_pairs(
+        &mut emu,
+        &emb,
+        32,
+        &cell,
+        &subject,
+        3,
+        GpuOptions::default(),
+        cut,
+        tail - 1,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("counting pass"), "{err}");
+    assert!(emu.buffers.is_empty(), "buffers freed after an error too");
+}
+
+#[test]
+fn on_device_results_are_bit_identical_to_the_cpu() {
+    let mut dev = match CudaDevice::open(0) {
+        Ok(d) => d,
+        Err(e) if !required("FACEBIAS_REQUIRE_GPU") => {
+            eprintln!(
+                "SKIPPED on_device_results_are_bit_identical_to_the_cpu (no CUDA device here): {e}"
+            );
+            return;
+        }
+        Err(e) => panic!("FACEBIAS_REQUIRE_GPU=1 but {e}"),
+    };
+    eprintln!("device: {}", dev.describe());
+    for (n, dim, groups) in [(3000, 128, 4), (2100, 512, 3), (777, 67, 2)] {
+        let (emb, cell, subject) = data(n, dim, groups, n as u64);
+        let what = format!("n={n} dim={dim}");
+        let want = reference(&emb, dim, &cell, &subject, groups);
+        let got = gpu::all_pairs(
+            &mut dev,
+            &emb,
+            dim,
+            &cell,
+            &subject,
+            groups,
+            GpuOptions::default(),
+            Shard::ALL,
+        )
+        .unwrap();
+        assert_same(&got, &want, &format!("{what} fp32"));
+        for precision in [Precision::Bf16, Precision::Fp16] {
+            let want = reference(
+                &gpu::round_embeddings(&emb, precision),
+                dim,
+                &cell,
+                &subject,
+                groups,
+            );
+            let got = gpu::all_pairs(
+                &mut dev,
+                &emb,
+                dim,
+                &cell,
+                &subject,
+                groups,
+                opts(precision, 1 << 16),
+                Shard::ALL,
+            )
+            .unwrap();
+            assert_same(&got, &want, &format!("{what} {}", precision.name()));
+        }
+    }
+}

@@ -143,8 +143,10 @@ pub struct ExecArgs {
     /// No progress bars (they are also hidden when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
-    /// Where the embedding model runs: cpu, cuda, cuda:N, or auto (CUDA when the loaded ONNX Runtime has
-    /// it, else the CPU, noted in run.json). CUDA needs the onnxruntime-gpu wheel's library.
+    /// Where the work runs: cpu, cuda, cuda:N, or auto. Embedding runs on ONNX Runtime's CUDA execution
+    /// provider (needs the onnxruntime-gpu wheel's library); the comparison kernel runs on the GPU
+    /// through the NVIDIA driver and NVRTC (the nvidia-cuda-nvrtc wheel). `auto` uses the GPU for each
+    /// stage that can, else the CPU, with a note in run.json; `cuda` stops at once when a stage cannot.
     #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
     pub device: crate::runtime::Device,
 }
@@ -171,6 +173,11 @@ pub struct RunArgs {
     /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<crate::compare::kernel::Shard>,
+    /// Storage precision of the embeddings in the GPU comparison kernel (accumulation is always fp32):
+    /// fp32 gives results bit-identical to the CPU kernel; bf16 / fp16 halve the GPU memory and move
+    /// each score by at most about 2^-8 / 2^-11. Reduced precision needs --device cuda (or auto with a GPU).
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: crate::compare::gpu::Precision,
     /// Metric and uncertainty settings.
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -411,6 +418,17 @@ pub struct KernelBenchArgs {
     /// Embeddings for the scalar per-pair baseline (kept smaller: it is slow), reported as pairs/s.
     #[arg(long, default_value_t = 4000)]
     pub scalar_n: usize,
+    /// Where the kernel runs: cpu, cuda, cuda:N, or auto (the GPU when one can be opened). On a GPU the
+    /// report gives pairs/s, the share of the device's fp32 and tensor-core peaks, and the CPU kernel
+    /// on --cpu-n embeddings in the same process as the baseline.
+    #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
+    pub device: crate::runtime::Device,
+    /// Storage precision of the embeddings in the GPU kernel (fp32, bf16, fp16; accumulation is fp32).
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: crate::compare::gpu::Precision,
+    /// GPU bench: embeddings for the CPU-kernel baseline.
+    #[arg(long, default_value_t = 20_000)]
+    pub cpu_n: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -277,6 +277,9 @@ struct RuntimeRecord {
 #[derive(Serialize)]
 struct CompareRecord {
     kernel: &'static str,
+    device: String,
+    precision: &'static str,
+    device_note: String,
     bins: usize,
     score: &'static str,
 }
@@ -359,6 +362,9 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let (device, device_note) =
         runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
     cfg.device = device;
+    // The comparison device is opened (and its kernels compiled) before the long embedding stage.
+    let (mut backend, compare_note) =
+        compare::backend::Backend::select(args.exec.device, args.precision, workers)?;
     let mut cache = open_cache(rt, &model, &cfg, &args.exec)?;
 
     // Embed.
@@ -398,11 +404,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         .collect();
     let e_subject: Vec<u32> = enrolled_idx.iter().map(|&i| subjects[i]).collect();
     let combos = partition.combos.len();
-    let kernel = compare::kernel::Kernel::detect();
     let shard = args.shard.unwrap_or(compare::kernel::Shard::ALL);
-    let pairs = compare::kernel::all_pairs(
-        &emb, ex.dim, &e_combo, &e_subject, combos, kernel, workers, shard,
-    );
+    let pairs = backend.all_pairs(&emb, ex.dim, &e_combo, &e_subject, combos, shard)?;
     let mut mated_hist = vec![ScoreHistogram::default(); combos];
     for m in &pairs.mated {
         mated_hist[e_combo[m.a] as usize].counts[compare::bin_of(m.score)] += 1;
@@ -425,7 +428,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         combos: partition.combos.clone(),
         shard: [shard.index, shard.count],
         fingerprint: fingerprint(&[&samples_csv, &embeddings_npy]),
-        kernel: kernel.name().into(),
+        kernel: backend.kernel_name().into(),
     };
     staging
         .write("samples.csv", &samples_csv)
@@ -465,12 +468,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             .nonmated
             .cells
             .iter()
-            .map(|h| h.counts[cutoff.min(BINS - 1)..].iter().sum::<u64>())
+            .map(|h| h.counts.get(cutoff..).map_or(0, |t| t.iter().sum::<u64>()))
             .sum();
         if high_count <= MAX_BOOTSTRAP_PAIRS {
-            let high = compare::kernel::high_pairs(
-                &emb, ex.dim, &e_combo, &e_subject, combos, kernel, workers, cutoff,
-            );
+            let high = backend.high_pairs(
+                &emb, ex.dim, &e_combo, &e_subject, combos, cutoff, high_count,
+            )?;
             let boot = bootstrap_data(
                 &manifest,
                 &partition.combo_of,
@@ -521,7 +524,10 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             batch_size: args.exec.batch_size,
         },
         compare: CompareRecord {
-            kernel: kernel.name(),
+            kernel: backend.kernel_name(),
+            device: backend.describe(),
+            precision: backend.precision().name(),
+            device_note: compare_note.clone(),
             bins: BINS,
             score: "cosine similarity of L2-normalised embeddings; a pair matches when score >= threshold",
         },
@@ -762,6 +768,19 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
                         args.shards[0].display()
                     );
                 }
+                let (scheme, scheme0) = (
+                    compare::backend::shard_scheme(&h.kernel),
+                    compare::backend::shard_scheme(&h0.kernel),
+                );
+                if scheme != scheme0 {
+                    bail!(
+                        "{} was computed by {} ({scheme}) but {} by {} ({scheme0}); shards split the pairs by their kernel's scheme, so run every shard with the same --device",
+                        dir.display(),
+                        h.kernel,
+                        args.shards[0].display(),
+                        h0.kernel
+                    );
+                }
                 if h.shard[1] != h0.shard[1] {
                     bail!(
                         "{} is shard {} of {}, but {} is of {}",
@@ -897,6 +916,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         target_fmr: None,
         attributes: None,
         shard: None,
+        precision: compare::gpu::Precision::Fp32,
         adapter: manifest::adapters::Adapter::Auto,
         analysis: AnalysisArgs::default(),
         model: ModelArgs {
@@ -1177,8 +1197,18 @@ pub fn print_bench(b: &BenchResult) {
     println!("  failures to enrol: {}", b.failures);
 }
 
-/// `facebias bench`: the matching kernel.
-pub fn bench_kernel(a: &KernelBenchArgs) -> Result<compare::bench::KernelBench> {
+/// What `facebias bench` measured, on the CPU or on a GPU.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum BenchOutcome {
+    /// The CPU kernel.
+    Cpu(compare::bench::KernelBench),
+    /// The GPU kernel, with the CPU kernel as baseline.
+    Gpu(compare::bench::GpuKernelBench),
+}
+
+/// `facebias bench`: the matching kernel on the CPU or, with `--device cuda`, on a GPU.
+pub fn bench_kernel(a: &KernelBenchArgs) -> Result<BenchOutcome> {
     if a.n < 2 || a.dim == 0 || a.groups == 0 || a.groups > 256 {
         bail!(
             "--n must be ≥ 2, --dim ≥ 1 and --groups in 1..=256 (got {}, {}, {})",
@@ -1187,6 +1217,34 @@ pub fn bench_kernel(a: &KernelBenchArgs) -> Result<compare::bench::KernelBench> 
             a.groups
         );
     }
+    let (backend, note) =
+        compare::backend::Backend::select(a.device, a.precision, threads(a.threads))?;
+    if !note.is_empty() {
+        eprintln!("note: {note}");
+    }
+    match backend {
+        compare::backend::Backend::Cpu { .. } => bench_cpu_kernel(a).map(BenchOutcome::Cpu),
+        compare::backend::Backend::Cuda { mut device, opts } => {
+            if a.kernel.is_some() {
+                bail!("--kernel picks a CPU kernel; it does not apply with a GPU (--device cuda)");
+            }
+            let info = device.info.clone();
+            Ok(BenchOutcome::Gpu(compare::bench::run_gpu(
+                device.as_mut(),
+                Some(&info),
+                opts,
+                a.n,
+                a.dim,
+                a.groups,
+                a.repeat,
+                a.cpu_n,
+                threads(a.threads),
+            )?))
+        }
+    }
+}
+
+fn bench_cpu_kernel(a: &KernelBenchArgs) -> Result<compare::bench::KernelBench> {
     let kernel = a.kernel.unwrap_or_else(compare::kernel::Kernel::detect);
     if !kernel.available() {
         bail!(
@@ -1206,7 +1264,40 @@ pub fn bench_kernel(a: &KernelBenchArgs) -> Result<compare::bench::KernelBench> 
 }
 
 /// Prints a kernel bench result as text.
-pub fn print_kernel_bench(b: &compare::bench::KernelBench) {
+pub fn print_kernel_bench(b: &BenchOutcome) {
+    match b {
+        BenchOutcome::Cpu(b) => print_cpu_kernel_bench(b),
+        BenchOutcome::Gpu(b) => print_gpu_kernel_bench(b),
+    }
+}
+
+fn print_gpu_kernel_bench(b: &compare::bench::GpuKernelBench) {
+    println!(
+        "all-pairs kernel {} on {}: n = {}, d = {}, {} groups, {} pairs",
+        b.kernel, b.device, b.n, b.dim, b.groups, b.pairs
+    );
+    println!("  runs (s, end to end): {}", fmt_runs(&b.seconds));
+    println!(
+        "  median:   {:.3} s  = {:.3e} pairs/s = {:.1} GFLOP/s",
+        b.median_seconds, b.pairs_per_second, b.gflops
+    );
+    let share = |peak: Option<f64>, pct: Option<f64>, what: &str| match (peak, pct) {
+        (Some(p), Some(s)) => println!("  {what} peak: {:.1} TFLOP/s -> {s:.1} % of peak", p / 1e3),
+        _ => println!("  {what} peak: unknown for this device"),
+    };
+    share(b.fp32_peak_gflops, b.percent_of_fp32_peak, "fp32");
+    share(
+        b.tensor_peak_gflops,
+        b.percent_of_tensor_peak,
+        "16-bit tensor-core (not used by this kernel)",
+    );
+    println!(
+        "  CPU kernel {} (n = {}, {} threads): {:.3e} pairs/s -> GPU is {:.1}x faster",
+        b.cpu_kernel, b.cpu_n, b.cpu_threads, b.cpu_pairs_per_second, b.speedup_vs_cpu
+    );
+}
+
+fn print_cpu_kernel_bench(b: &compare::bench::KernelBench) {
     println!(
         "all-pairs kernel {}: n = {}, d = {}, {} groups, {} threads, {} pairs",
         b.kernel, b.n, b.dim, b.groups, b.threads, b.pairs
@@ -1439,6 +1530,7 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         target_fmr: args.target_fmr.clone(),
         attributes: None,
         shard: None,
+        precision: compare::gpu::Precision::Fp32,
         adapter: manifest::adapters::Adapter::Auto,
         analysis: args.analysis.clone(),
         model: ModelArgs {

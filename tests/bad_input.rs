@@ -268,6 +268,40 @@ fn cuda_without_a_gpu_runtime_says_what_to_install_and_auto_falls_back() {
         .as_str()
         .unwrap()
         .contains("ran on the CPU"));
+    // The comparison stage falls back too (no NVIDIA driver here), and says why.
+    if facebias::compare::gpu::cuda::probe().is_ok() {
+        eprintln!("SKIPPED the GPU fallback checks: this machine has an NVIDIA driver");
+        return;
+    }
+    assert_eq!(
+        run["compare"]["kernel"],
+        facebias::compare::kernel::Kernel::detect().name()
+    );
+    assert_eq!(run["compare"]["precision"], "fp32");
+    assert!(run["compare"]["device_note"]
+        .as_str()
+        .unwrap()
+        .starts_with("comparison on the CPU: no NVIDIA driver found"));
+    // Reduced precision is a GPU-only setting: refused up front, before any embedding.
+    let bf16 = facebias(dir.path())
+        .args(["run", "--quiet", "--precision", "bf16", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("bf16"))
+        .assert()
+        .failure();
+    assert!(stderr_of(&bf16).contains("--precision bf16 runs only in the GPU kernel"));
+    assert!(!dir.path().join("bf16").join("run.json").exists());
+    // The GPU bench names the missing driver and the way out.
+    let gpu_bench = facebias(dir.path())
+        .args(["bench", "--device", "cuda", "--n", "100"])
+        .assert()
+        .failure();
+    let err = stderr_of(&gpu_bench);
+    assert!(
+        err.contains("libcuda.so.1") && err.contains("--device cpu"),
+        "{err}"
+    );
     let bad = facebias(dir.path())
         .args(["run", "--device", "gpu", "--dataset", "x", "--out", "y"])
         .assert()

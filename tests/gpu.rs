@@ -559,3 +559,66 @@ fn on_device_results_are_bit_identical_to_the_cpu() {
         }
     }
 }
+
+#[test]
+fn gpu_bench_reports_consistent_figures_through_the_emulator() {
+    let mut emu = Emulator::default();
+    let b = facebias::compare::bench::run_gpu(
+        &mut emu,
+        None,
+        GpuOptions::default(),
+        300,
+        16,
+        2,
+        2,
+        200,
+        1,
+    )
+    .unwrap();
+    assert_eq!(b.pairs, 300 * 299 / 2);
+    assert_eq!(b.seconds.len(), 2);
+    assert_eq!(b.kernel, "cuda-fp32-128x128");
+    // pairs/s and GFLOP/s follow from the median: 2·d flops a pair.
+    assert!((b.pairs_per_second * b.median_seconds - b.pairs as f64).abs() < 1e-6 * b.pairs as f64);
+    assert!((b.gflops - b.pairs_per_second * 32.0 / 1e9).abs() < 1e-9 * b.gflops.max(1.0));
+    // No device facts, no peak share (not a made-up figure).
+    assert!(b.fp32_peak_gflops.is_none() && b.percent_of_fp32_peak.is_none());
+    assert_eq!(b.cpu_n, 200);
+    assert!(b.cpu_pairs_per_second > 0.0);
+    assert!(
+        (b.speedup_vs_cpu - b.pairs_per_second / b.cpu_pairs_per_second).abs()
+            < 1e-9 * b.speedup_vs_cpu
+    );
+}
+
+#[test]
+fn peak_figures_follow_the_published_rates() {
+    // H100 SXM: 132 SMs × 128 fp32 lanes × 2 × 1.98 GHz = 66.9 TFLOP/s fp32;
+    // 132 × 2048 FMA/clk × 2 × 1.98 GHz = 1070.5 TFLOP/s dense 16-bit (989 at the 1.83 GHz of the datasheet).
+    let h100 = facebias::compare::gpu::cuda::DeviceInfo {
+        ordinal: 0,
+        name: "H100".into(),
+        compute_capability: (9, 0),
+        multiprocessors: 132,
+        clock_mhz: Some(1980.0),
+        memory_bytes: 80 << 30,
+        driver_version: 13000,
+        nvrtc_version: (13, 0),
+    };
+    assert!((h100.fp32_peak_gflops().unwrap() - 66_908.16).abs() < 0.01);
+    assert!((h100.tensor_peak_gflops().unwrap() - 1_070_530.56).abs() < 0.01);
+    // A100: 108 × 64 × 2 × 1.41 GHz = 19.5 TFLOP/s fp32 (datasheet 19.5).
+    let a100 = facebias::compare::gpu::cuda::DeviceInfo {
+        compute_capability: (8, 0),
+        multiprocessors: 108,
+        clock_mhz: Some(1410.0),
+        ..h100.clone()
+    };
+    assert!((a100.fp32_peak_gflops().unwrap() - 19_491.84).abs() < 0.01);
+    // Unknown generation: no figure rather than a guess.
+    let unknown = facebias::compare::gpu::cuda::DeviceInfo {
+        compute_capability: (6, 1),
+        ..h100
+    };
+    assert!(unknown.fp32_peak_gflops().is_none() && unknown.tensor_peak_gflops().is_none());
+}

@@ -203,3 +203,130 @@ pub fn run(
         peak_memory_bytes: peak_rss_bytes(),
     }
 }
+
+/// What `facebias bench --device cuda` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuKernelBench {
+    /// The device in words.
+    pub device: String,
+    /// Embeddings.
+    pub n: usize,
+    /// Embedding length.
+    pub dim: usize,
+    /// Groups (cells = groups·(groups+1)/2).
+    pub groups: usize,
+    /// Kernel measured (e.g. `cuda-fp32-128x128`).
+    pub kernel: &'static str,
+    /// Storage precision of the embeddings.
+    pub precision: &'static str,
+    /// Unique pairs n(n−1)/2.
+    pub pairs: u64,
+    /// Seconds of each repetition, end to end: sorting and upload of the embeddings, every tile
+    /// launch and flush, and the download of the histograms.
+    pub seconds: Vec<f64>,
+    /// Median seconds.
+    pub median_seconds: f64,
+    /// Pairs per second at the median.
+    pub pairs_per_second: f64,
+    /// 2·d·pairs / median seconds / 1e9.
+    pub gflops: f64,
+    /// The device's fp32 peak (SMs × fp32 lanes × 2 × peak clock), when known.
+    pub fp32_peak_gflops: Option<f64>,
+    /// gflops / fp32 peak · 100.
+    pub percent_of_fp32_peak: Option<f64>,
+    /// The device's dense 16-bit tensor-core peak, when known; the kernel runs on the fp32 units, so
+    /// this share says how far a tensor-core kernel could go, not what this one uses.
+    pub tensor_peak_gflops: Option<f64>,
+    /// gflops / tensor peak · 100.
+    pub percent_of_tensor_peak: Option<f64>,
+    /// The CPU kernel measured in the same process on `cpu_n` embeddings.
+    pub cpu_kernel: &'static str,
+    /// Embeddings of the CPU baseline.
+    pub cpu_n: usize,
+    /// CPU threads of the baseline.
+    pub cpu_threads: usize,
+    /// Pairs per second of the CPU baseline.
+    pub cpu_pairs_per_second: f64,
+    /// pairs_per_second / cpu_pairs_per_second.
+    pub speedup_vs_cpu: f64,
+}
+
+/// Runs the GPU kernel benchmark on `acc` (peaks from `info`), with the CPU kernel as the baseline.
+#[allow(clippy::too_many_arguments)]
+pub fn run_gpu(
+    acc: &mut dyn super::gpu::Accelerator,
+    info: Option<&super::gpu::cuda::DeviceInfo>,
+    opts: super::gpu::GpuOptions,
+    n: usize,
+    dim: usize,
+    groups: usize,
+    repeat: usize,
+    cpu_n: usize,
+    cpu_threads: usize,
+) -> Result<GpuKernelBench, super::gpu::GpuError> {
+    let (emb, cell, subject) = synthetic(n, dim, groups, 42);
+    let pairs = (n as u64) * (n as u64).saturating_sub(1) / 2;
+    // One untimed call on a slice: first-launch costs (module, allocator) stay out of the timings.
+    let warm = n.min(4096);
+    super::gpu::all_pairs(
+        acc,
+        &emb[..warm * dim],
+        dim,
+        &cell[..warm],
+        &subject[..warm],
+        groups,
+        opts,
+        Shard::ALL,
+    )?;
+    let mut seconds = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        let r = super::gpu::all_pairs(acc, &emb, dim, &cell, &subject, groups, opts, Shard::ALL)?;
+        seconds.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(&r);
+    }
+    let mut sorted = seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let pps = pairs as f64 / median;
+    let gflops = pps * 2.0 * dim as f64 / 1e9;
+    let cpu_n = cpu_n.clamp(2, n.max(2));
+    let (ce, cc, cs) = synthetic(cpu_n, dim, groups, 43);
+    let kernel = Kernel::detect();
+    let t = Instant::now();
+    std::hint::black_box(all_pairs(
+        &ce,
+        dim,
+        &cc,
+        &cs,
+        groups,
+        kernel,
+        cpu_threads,
+        Shard::ALL,
+    ));
+    let cpu_pps = (cpu_n * (cpu_n - 1) / 2) as f64 / t.elapsed().as_secs_f64();
+    let fp32_peak = info.and_then(|i| i.fp32_peak_gflops());
+    let tensor_peak = info.and_then(|i| i.tensor_peak_gflops());
+    Ok(GpuKernelBench {
+        device: acc.describe(),
+        n,
+        dim,
+        groups,
+        kernel: opts.kernel_name(),
+        precision: opts.precision.name(),
+        pairs,
+        seconds,
+        median_seconds: median,
+        pairs_per_second: pps,
+        gflops,
+        fp32_peak_gflops: fp32_peak,
+        percent_of_fp32_peak: fp32_peak.map(|p| 100.0 * gflops / p),
+        tensor_peak_gflops: tensor_peak,
+        percent_of_tensor_peak: tensor_peak.map(|p| 100.0 * gflops / p),
+        cpu_kernel: kernel.name(),
+        cpu_n,
+        cpu_threads,
+        cpu_pairs_per_second: cpu_pps,
+        speedup_vs_cpu: pps / cpu_pps,
+    })
+}

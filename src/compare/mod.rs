@@ -9,6 +9,7 @@
 //! Input is plain data (embeddings, a cell id and a subject id per embedding), output mergeable
 //! histograms; the fast SIMD kernel slots in behind [`nonmated_histograms`].
 
+pub mod backend;
 pub mod bench;
 pub mod gpu;
 pub mod kernel;

@@ -76,7 +76,7 @@ fn load_driver() -> Result<Driver, String> {
     // SAFETY: loading the NVIDIA driver library runs its initialisers, which have no preconditions.
     let lib = unsafe { libloading::Library::new("libcuda.so.1") }.map_err(|e| {
         format!(
-            "no NVIDIA driver found (libcuda.so.1: {e}); the GPU path needs an NVIDIA GPU with its driver installed — use --device cpu (or auto) on this machine"
+            "no NVIDIA driver found ({e}); the GPU path needs an NVIDIA GPU with its driver installed — use --device cpu (or auto) on this machine"
         )
     })?;
     // SAFETY: the types are the C signatures of cuda.h for these exact (versioned) symbol names.

@@ -1,0 +1,213 @@
+//! Where the comparison stage runs: the CPU kernel or the GPU kernel, chosen from `--device` and
+//! `--precision`, behind one interface with the contracts of [`super::kernel::all_pairs`] and
+//! [`super::kernel::high_pairs`].
+
+use super::gpu::{self, cuda::CudaDevice, GpuError, GpuOptions, Precision};
+use super::kernel::{self, AllPairs, Kernel, Shard};
+use crate::runtime::Device;
+
+/// A comparison backend.
+#[derive(Debug)]
+pub enum Backend {
+    /// The CPU kernel on `threads` threads.
+    Cpu {
+        /// The kernel.
+        kernel: Kernel,
+        /// Worker threads.
+        threads: usize,
+    },
+    /// The GPU kernel on one device.
+    Cuda {
+        /// The opened device with its kernels loaded.
+        device: Box<CudaDevice>,
+        /// Precision and launch settings.
+        opts: GpuOptions,
+    },
+}
+
+/// How `--shard` splits the work: shards of one scheme partition the same pairs, so only shards of the
+/// same scheme can be merged.
+pub fn shard_scheme(kernel_name: &str) -> &'static str {
+    if kernel_name.starts_with("cuda") {
+        "gpu tile rows of 128"
+    } else {
+        "cpu row blocks"
+    }
+}
+
+impl Backend {
+    /// Chooses the backend for `--device` and `--precision`; the string is a note for run.json when
+    /// `auto` fell back to the CPU (empty otherwise). Reduced precision exists only on the GPU.
+    pub fn select(
+        device: Device,
+        precision: Precision,
+        threads: usize,
+    ) -> Result<(Backend, String), GpuError> {
+        let cpu = Backend::Cpu {
+            kernel: Kernel::detect(),
+            threads,
+        };
+        let opts = GpuOptions {
+            precision,
+            ..GpuOptions::default()
+        };
+        let reduced_needs_gpu = |why: &str| {
+            GpuError::Missing(format!(
+                "--precision {} runs only in the GPU kernel, and {why}; use --precision fp32 for the CPU",
+                precision.name()
+            ))
+        };
+        match device {
+            Device::Cpu if precision != Precision::Fp32 => {
+                Err(reduced_needs_gpu("--device cpu was asked for"))
+            }
+            Device::Cpu => Ok((cpu, String::new())),
+            Device::Cuda(n) => Ok((
+                Backend::Cuda {
+                    device: Box::new(CudaDevice::open(n.max(0) as u32)?),
+                    opts,
+                },
+                String::new(),
+            )),
+            Device::Auto => match CudaDevice::open(0) {
+                Ok(d) => Ok((
+                    Backend::Cuda {
+                        device: Box::new(d),
+                        opts,
+                    },
+                    String::new(),
+                )),
+                Err(e) if precision != Precision::Fp32 => Err(reduced_needs_gpu(&format!(
+                    "--device auto found no usable GPU ({e})"
+                ))),
+                Err(e) => Ok((cpu, format!("comparison on the CPU: {e}"))),
+            },
+        }
+    }
+
+    /// The kernel name recorded in run.json and comparisons.bin.
+    pub fn kernel_name(&self) -> &'static str {
+        match self {
+            Backend::Cpu { kernel, .. } => kernel.name(),
+            Backend::Cuda { opts, .. } => opts.kernel_name(),
+        }
+    }
+
+    /// The device in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Cpu { threads, .. } => format!("cpu ({threads} threads)"),
+            Backend::Cuda { device, .. } => gpu::Accelerator::describe(device.as_ref()),
+        }
+    }
+
+    /// Storage precision of the embeddings in the kernel.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Backend::Cpu { .. } => Precision::Fp32,
+            Backend::Cuda { opts, .. } => opts.precision,
+        }
+    }
+
+    /// All pairs: mated scores and per-cell non-mated histograms.
+    #[allow(clippy::too_many_arguments)]
+    pub fn all_pairs(
+        &mut self,
+        emb: &[f32],
+        dim: usize,
+        cell: &[u16],
+        subject: &[u32],
+        groups: usize,
+        shard: Shard,
+    ) -> Result<AllPairs, GpuError> {
+        match self {
+            Backend::Cpu { kernel, threads } => Ok(kernel::all_pairs(
+                emb, dim, cell, subject, groups, *kernel, *threads, shard,
+            )),
+            Backend::Cuda { device, opts } => gpu::all_pairs(
+                device.as_mut(),
+                emb,
+                dim,
+                cell,
+                subject,
+                groups,
+                *opts,
+                shard,
+            ),
+        }
+    }
+
+    /// The bootstrap's pass: non-mated pairs with bin ≥ `from_bin` (`expected` of them, from the
+    /// histograms of [`Backend::all_pairs`] on the same backend).
+    #[allow(clippy::too_many_arguments)]
+    pub fn high_pairs(
+        &mut self,
+        emb: &[f32],
+        dim: usize,
+        cell: &[u16],
+        subject: &[u32],
+        groups: usize,
+        from_bin: usize,
+        expected: u64,
+    ) -> Result<Vec<(usize, usize, u16)>, GpuError> {
+        match self {
+            Backend::Cpu { kernel, threads } => Ok(kernel::high_pairs(
+                emb, dim, cell, subject, groups, *kernel, *threads, from_bin,
+            )),
+            Backend::Cuda { device, opts } => gpu::high_pairs(
+                device.as_mut(),
+                emb,
+                dim,
+                cell,
+                subject,
+                groups,
+                *opts,
+                from_bin,
+                expected,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduced_precision_on_the_cpu_is_refused_with_the_fix() {
+        let e = Backend::select(Device::Cpu, Precision::Bf16, 1).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("--precision bf16") && m.contains("--precision fp32"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn cpu_is_the_cpu_kernel() {
+        let (b, note) = Backend::select(Device::Cpu, Precision::Fp32, 2).unwrap();
+        assert_eq!(b.kernel_name(), Kernel::detect().name());
+        assert!(note.is_empty());
+        assert_eq!(shard_scheme(b.kernel_name()), "cpu row blocks");
+        assert_eq!(shard_scheme("cuda-fp32-128x128"), "gpu tile rows of 128");
+    }
+
+    #[test]
+    fn without_a_gpu_auto_falls_back_with_a_note_and_cuda_names_the_driver() {
+        if gpu::cuda::probe().is_ok_and(|n| n > 0) {
+            eprintln!("SKIPPED without_a_gpu_auto_falls_back: this machine has a GPU");
+            return;
+        }
+        let (b, note) = Backend::select(Device::Auto, Precision::Fp32, 1).unwrap();
+        assert!(matches!(b, Backend::Cpu { .. }));
+        assert!(note.starts_with("comparison on the CPU: "), "{note}");
+        let e = Backend::select(Device::Cuda(0), Precision::Fp32, 1).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("libcuda.so.1") && m.contains("--device cpu"),
+            "{m}"
+        );
+        let e = Backend::select(Device::Auto, Precision::Fp16, 1).unwrap_err();
+        assert!(e.to_string().contains("--device auto found no usable GPU"));
+    }
+}

@@ -295,6 +295,7 @@ fn opts(precision: Precision, tiles_per_launch: usize) -> GpuOptions {
     GpuOptions {
         precision,
         tiles_per_launch,
+        ..GpuOptions::default()
     }
 }
 
@@ -621,4 +622,63 @@ fn peak_figures_follow_the_published_rates() {
         ..h100
     };
     assert!(unknown.fp32_peak_gflops().is_none() && unknown.tensor_peak_gflops().is_none());
+}
+
+#[test]
+fn emulated_shared_memory_window_counts_exactly_wherever_it_sits() {
+    // Two groups of ~550 rows: most of the 45 tiles lie in one cell, so they take the window path;
+    // blocks of 8 tiles flush the window after every 3 tiles and at each change of cell.
+    let (emb, cell, subject) = data(1100, 24, 2, 21);
+    let want = reference(&emb, 24, &cell, &subject, 2);
+    let auto = gpu::window_start(&emb, 24);
+    assert_eq!(auto % 2, 0);
+    let top = (facebias::compare::BINS - gpu::WINDOW_BINS) as u32;
+    for (per_block, window) in [
+        (8, None),
+        (1, Some(0)),
+        (3, Some(top)),
+        (8, Some(32767)),
+        (5, Some(auto + 4000)),
+    ] {
+        let mut emu = Emulator::default();
+        let o = GpuOptions {
+            tiles_per_block: per_block,
+            window,
+            ..GpuOptions::default()
+        };
+        let got = gpu::all_pairs(&mut emu, &emb, 24, &cell, &subject, 2, o, Shard::ALL).unwrap();
+        assert_same(
+            &got,
+            &want,
+            &format!("{per_block} tiles per block, window {window:?}"),
+        );
+    }
+}
+
+#[test]
+fn emulated_window_counters_never_overflow_their_16_bits() {
+    // 1,100 copies of one vector with distinct subjects: every score is 1, all 604,450 pairs in the
+    // top bin. With the window at the top, a block of 8 single-cell tiles would push one 16-bit
+    // counter past 65,535 without the flush after every 3 tiles (3 × 16,384 = 49,152).
+    let dim = 16;
+    let row: Vec<f32> = (0..dim)
+        .map(|k| if k % 2 == 0 { 0.5 } else { -0.25 })
+        .collect();
+    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let emb: Vec<f32> = (0..1100)
+        .flat_map(|_| row.iter().map(|v| v / norm))
+        .collect();
+    let cell = vec![0u16; 1100];
+    let subject: Vec<u32> = (0..1100).collect();
+    let want = reference(&emb, dim, &cell, &subject, 1);
+    let top = (facebias::compare::BINS - gpu::WINDOW_BINS) as u32;
+    let mut emu = Emulator::default();
+    let o = GpuOptions {
+        tiles_per_block: 8,
+        window: Some(top),
+        ..GpuOptions::default()
+    };
+    let got = gpu::all_pairs(&mut emu, &emb, dim, &cell, &subject, 1, o, Shard::ALL).unwrap();
+    assert_same(&got, &want, "identical rows");
+    assert_eq!(got.nonmated.cells[0].total(), 1100 * 1099 / 2);
 }

@@ -25,6 +25,7 @@ static std::barrier<>* fb_block_barrier = nullptr;
 #define __forceinline__ inline
 #define __launch_bounds__(x)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 static inline void __syncthreads() { fb_block_barrier->arrive_and_wait(); }
 static inline unsigned atomicAdd(unsigned* p, unsigned v) {
@@ -66,9 +67,10 @@ static T arg(void** a, int i) {
 #define FB_TILE_ARGS(T)                                                                             \
     arg<const T*>(a, 0), arg<unsigned>(a, 1), arg<unsigned>(a, 2), arg<unsigned>(a, 3),             \
         arg<const unsigned*>(a, 4), arg<const unsigned*>(a, 5), arg<unsigned>(a, 6),                \
-        arg<const unsigned*>(a, 7), arg<unsigned*>(a, 8), arg<unsigned>(a, 9), arg<unsigned*>(a, 10), \
-        arg<float*>(a, 11), arg<unsigned*>(a, 12), arg<unsigned>(a, 13), arg<unsigned*>(a, 14),     \
-        arg<unsigned*>(a, 15), arg<unsigned>(a, 16)
+        arg<const unsigned*>(a, 7), arg<unsigned>(a, 8), arg<unsigned>(a, 9), arg<unsigned>(a, 10), \
+        arg<unsigned*>(a, 11), arg<unsigned>(a, 12), arg<unsigned*>(a, 13), arg<float*>(a, 14),     \
+        arg<unsigned*>(a, 15), arg<unsigned>(a, 16), arg<unsigned*>(a, 17), arg<unsigned*>(a, 18),  \
+        arg<unsigned>(a, 19)
 
 // Returns 0 on success, 1 for an unknown kernel name.
 extern "C" int fb_emulate(const char* name, unsigned grid, unsigned block, void** a) {

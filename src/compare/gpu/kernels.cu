@@ -4,16 +4,18 @@
 // machines without a GPU; the shim is why only plain CUDA C++ is used here (no warp intrinsics, no
 // inline PTX, no headers).
 //
-// fb_tiles_*: one 256-thread block per 128×128 tile of the upper triangle of S = E·Eᵀ, where E holds
+// fb_tiles_*: 256-thread blocks over 128×128 tiles of the upper triangle of S = E·Eᵀ, where E holds
 // the n embeddings sorted by (group, subject), stored k-major (`emb[k·np + p]`, np = n rounded up to
 // 128). Each thread owns an 8×8 register tile of scores (rows ty·4+{0..3} and 64+ty·4+{0..3}, columns
 // likewise with tx) and accumulates it with one fmaf per k in increasing k, starting from 0 — the same
 // sequence of roundings as the CPU's AVX2 micro-kernel, so fp32 scores are bit-identical to it.
 // Every score with column > row < n is then either a mated pair (same subject rank: appended with its
-// score) or a non-mated pair, binned exactly as compare::bin_of and counted with one atomicAdd into the
-// u32 histogram of its (group_a, group_b) cell; with `collect_from` < 2^16, non-mated pairs whose bin
-// is at least that are also appended (the bootstrap's second pass). Only histograms and these short
-// lists ever leave the device.
+// score) or a non-mated pair, binned exactly as compare::bin_of and counted into the u32 histogram of
+// its (group_a, group_b) cell: through a block-private window of 16-bit counters in shared memory for
+// tiles that lie in one cell (most of them), else with one global atomicAdd. With `collect_from` <
+// 2^16, non-mated pairs whose bin is at least that are also appended (the bootstrap's second pass).
+// Only histograms and these short lists ever leave the device. Where the window sits changes the
+// speed, never the counts.
 //
 // fb_flush: adds the u32 histograms into u64 totals and zeroes them; the host launches it after every
 // batch of at most 2^30 pairs, so no u32 bin can overflow.
@@ -63,48 +65,25 @@ __device__ __forceinline__ float fb_load_f16(const unsigned short* __restrict__ 
     return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
 }
 
-// The body shared by the three input precisions; LOAD converts one stored element to float.
-#define FB_TILES_BODY(LOAD)                                                                         \
-    __shared__ float As[FB_BK][FB_TILE];                                                            \
-    __shared__ float Bs[FB_BK][FB_TILE];                                                            \
-    const unsigned tid = threadIdx.x;                                                               \
-    const unsigned tx = tid % 16, ty = tid / 16;                                                    \
-    const unsigned ti = tiles[2 * blockIdx.x], tj = tiles[2 * blockIdx.x + 1];                      \
-    const unsigned row0 = ti * FB_TILE, col0 = tj * FB_TILE;                                        \
-    float acc[8][8];                                                                                \
-    _Pragma("unroll") for (int i = 0; i < 8; ++i)                                                   \
-        _Pragma("unroll") for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;                             \
-    for (unsigned k0 = 0; k0 < dim; k0 += FB_BK) {                                                  \
-        /* 256 threads stage 8 k-rows × 128 floats of each operand: 4 elements each, coalesced. */  \
-        _Pragma("unroll") for (unsigned m = 0; m < 4; ++m) {                                        \
-            const unsigned idx = tid + m * FB_THREADS;                                              \
-            const unsigned kk = idx / FB_TILE, c = idx % FB_TILE;                                   \
-            const unsigned k = k0 + kk;                                                             \
-            float a = 0.0f, b = 0.0f;                                                               \
-            if (k < dim) {                                                                          \
-                a = LOAD(emb, (unsigned long long)k * np + row0 + c);                               \
-                b = LOAD(emb, (unsigned long long)k * np + col0 + c);                               \
-            }                                                                                       \
-            As[kk][c] = a;                                                                          \
-            Bs[kk][c] = b;                                                                          \
-        }                                                                                           \
-        __syncthreads();                                                                            \
-        const unsigned kend = dim - k0 < FB_BK ? dim - k0 : FB_BK;                                  \
-        for (unsigned kk = 0; kk < kend; ++kk) {                                                    \
-            float a[8], b[8];                                                                       \
-            _Pragma("unroll") for (int i = 0; i < 4; ++i) {                                         \
-                a[i] = As[kk][ty * 4 + i];                                                          \
-                a[4 + i] = As[kk][64 + ty * 4 + i];                                                 \
-                b[i] = Bs[kk][tx * 4 + i];                                                          \
-                b[4 + i] = Bs[kk][64 + tx * 4 + i];                                                 \
-            }                                                                                       \
-            _Pragma("unroll") for (int i = 0; i < 8; ++i)                                           \
-                _Pragma("unroll") for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]); \
-        }                                                                                           \
-        __syncthreads();                                                                            \
-    }                                                                                               \
-    fb_emit(acc, n, row0, col0, tx, ty, grp, subj, groups, hist, collect_from, mated, mated_score,  \
-            mated_count, mated_cap, high, high_count, high_cap);
+// Loaders: one stored element → float, for the three storage precisions.
+struct FbF32 {
+    typedef float T;
+    static __device__ __forceinline__ float load(const float* __restrict__ p, unsigned long long i) {
+        return fb_load_f32(p, i);
+    }
+};
+struct FbBf16 {
+    typedef unsigned short T;
+    static __device__ __forceinline__ float load(const unsigned short* __restrict__ p, unsigned long long i) {
+        return fb_load_bf16(p, i);
+    }
+};
+struct FbF16 {
+    typedef unsigned short T;
+    static __device__ __forceinline__ float load(const unsigned short* __restrict__ p, unsigned long long i) {
+        return fb_load_f16(p, i);
+    }
+};
 
 // Routes the 8×8 scores of one thread: mated pairs to the list, non-mated pairs to the histogram of
 // their cell (and to the high list when their bin reaches collect_from).
@@ -182,23 +161,162 @@ __device__ __forceinline__ void fb_emit(
     }
 }
 
+// Block-private histogram window: FB_WIN bins starting at the (even) bin `win_lo`, two 16-bit counters
+// per 32-bit word of shared memory (32 KiB, within the 48 KiB of static shared memory). A tile adds at
+// most 2^14 to a counter, so the window is flushed after FB_MAX_PENDING = 3 tiles (≤ 49,152 < 2^16),
+// and whenever the block moves to another cell.
+#define FB_WIN 16384u
+#define FB_MAX_PENDING 3u
+
+// Adds the window's counts into the cell's u32 histogram in global memory and zeroes the window.
+__device__ __forceinline__ void fb_flush_window(unsigned* win, unsigned* __restrict__ cell_hist,
+                                                unsigned win_lo, unsigned tid) {
+    __syncthreads();
+    for (unsigned w = tid; w < FB_WIN / 2; w += FB_THREADS) {
+        const unsigned v = win[w];
+        if (v) {
+            if (v & 0xFFFFu) atomicAdd(cell_hist + win_lo + 2 * w, v & 0xFFFFu);
+            if (v >> 16) atomicAdd(cell_hist + win_lo + 2 * w + 1, v >> 16);
+            win[w] = 0;
+        }
+    }
+    __syncthreads();
+}
+
+// Each block scores `per_block` consecutive tiles of the list (the same tile row, neighbouring
+// columns): acc = fmaf chain over k, then the scores are routed. Tiles that lie in one cell with no
+// mated pair possible count into the shared-memory window (bins outside it go straight to global
+// memory); the others take the general path of fb_emit.
+template <class L>
+__device__ __forceinline__ void fb_tiles(
+    const typename L::T* __restrict__ emb, unsigned np, unsigned n, unsigned dim,
+    const unsigned* __restrict__ grp, const unsigned* __restrict__ subj, unsigned groups,
+    const unsigned* __restrict__ tiles, unsigned ntiles, unsigned per_block, unsigned win_lo,
+    unsigned* __restrict__ hist, unsigned collect_from,
+    unsigned* __restrict__ mated, float* __restrict__ mated_score, unsigned* mated_count, unsigned mated_cap,
+    unsigned* __restrict__ high, unsigned* high_count, unsigned high_cap) {
+    __shared__ __align__(16) float As[FB_BK][FB_TILE];
+    __shared__ __align__(16) float Bs[FB_BK][FB_TILE];
+    __shared__ unsigned win[FB_WIN / 2];
+    const unsigned tid = threadIdx.x;
+    const unsigned tx = tid % 16, ty = tid / 16;
+    for (unsigned w = tid; w < FB_WIN / 2; w += FB_THREADS) win[w] = 0;
+    // Every thread keeps the same copy of the block's window state (all decisions are per tile).
+    unsigned win_cell = FB_NONE, pending = 0;
+    const unsigned first = blockIdx.x * per_block;
+    const unsigned last = first + per_block < ntiles ? first + per_block : ntiles;
+    for (unsigned t = first; t < last; ++t) {
+        const unsigned row0 = tiles[2 * t] * FB_TILE, col0 = tiles[2 * t + 1] * FB_TILE;
+        float acc[8][8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+        for (unsigned k0 = 0; k0 < dim; k0 += FB_BK) {
+            // 256 threads stage 8 k-rows × 128 values of each operand: 4 each, coalesced.
+#pragma unroll
+            for (unsigned m = 0; m < 4; ++m) {
+                const unsigned idx = tid + m * FB_THREADS;
+                const unsigned kk = idx / FB_TILE, c = idx % FB_TILE;
+                const unsigned k = k0 + kk;
+                float a = 0.0f, b = 0.0f;
+                if (k < dim) {
+                    a = L::load(emb, (unsigned long long)k * np + row0 + c);
+                    b = L::load(emb, (unsigned long long)k * np + col0 + c);
+                }
+                As[kk][c] = a;
+                Bs[kk][c] = b;
+            }
+            __syncthreads();
+            const unsigned kend = dim - k0 < FB_BK ? dim - k0 : FB_BK;
+            for (unsigned kk = 0; kk < kend; ++kk) {
+                float a[8], b[8];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    a[i] = As[kk][ty * 4 + i];
+                    a[4 + i] = As[kk][64 + ty * 4 + i];
+                    b[i] = Bs[kk][tx * 4 + i];
+                    b[4 + i] = Bs[kk][64 + tx * 4 + i];
+                }
+#pragma unroll
+                for (int i = 0; i < 8; ++i)
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+            }
+            __syncthreads();
+        }
+        // The tile lies strictly right of the diagonal and inside n, in one cell, and no subject
+        // can occur on both sides (ranks are non-decreasing along the sorted rows).
+        const unsigned last_row = row0 + FB_TILE - 1, last_col = col0 + FB_TILE - 1;
+        const bool uniform = hist && col0 > last_row && last_col < n && grp[row0] == grp[last_row] &&
+                             grp[col0] == grp[last_col] && subj[last_row] < subj[col0];
+        if (!uniform) {
+            fb_emit(acc, n, row0, col0, tx, ty, grp, subj, groups, hist, collect_from, mated,
+                    mated_score, mated_count, mated_cap, high, high_count, high_cap);
+            continue;
+        }
+        const unsigned cell = fb_cell(grp[row0], grp[col0], groups);
+        unsigned* const cell_hist = hist + (unsigned long long)cell * FB_BINS;
+        if (cell != win_cell || pending == FB_MAX_PENDING) {
+            if (win_cell != FB_NONE) fb_flush_window(win, hist + (unsigned long long)win_cell * FB_BINS, win_lo, tid);
+            win_cell = cell;
+            pending = 0;
+        }
+        pending += 1;
+        unsigned rows[8], cols[8];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            rows[i] = row0 + ty * 4 + i;
+            rows[4 + i] = row0 + 64 + ty * 4 + i;
+            cols[i] = col0 + tx * 4 + i;
+            cols[4 + i] = col0 + 64 + tx * 4 + i;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const unsigned bin = fb_bin(acc[i][j]);
+                const unsigned off = bin - win_lo; // wraps to a large value below the window
+                if (off < FB_WIN) {
+                    atomicAdd(win + off / 2, 1u << (16 * (off & 1u)));
+                } else {
+                    atomicAdd(cell_hist + bin, 1u);
+                }
+                if (bin >= collect_from) {
+                    const unsigned slot = atomicAdd(high_count, 1u);
+                    if (slot < high_cap) {
+                        high[3 * slot] = rows[i];
+                        high[3 * slot + 1] = cols[j];
+                        high[3 * slot + 2] = bin;
+                    }
+                }
+            }
+        }
+    }
+    if (win_cell != FB_NONE) fb_flush_window(win, hist + (unsigned long long)win_cell * FB_BINS, win_lo, tid);
+}
+
 #define FB_TILES_PARAMS(T)                                                                          \
     const T* __restrict__ emb, unsigned np, unsigned n, unsigned dim,                               \
     const unsigned* __restrict__ grp, const unsigned* __restrict__ subj, unsigned groups,           \
-    const unsigned* __restrict__ tiles, unsigned* __restrict__ hist, unsigned collect_from,         \
+    const unsigned* __restrict__ tiles, unsigned ntiles, unsigned per_block, unsigned win_lo,       \
+    unsigned* __restrict__ hist, unsigned collect_from,                                             \
     unsigned* __restrict__ mated, float* __restrict__ mated_score, unsigned* mated_count,           \
     unsigned mated_cap, unsigned* __restrict__ high, unsigned* high_count, unsigned high_cap
+#define FB_TILES_ARGS                                                                               \
+    emb, np, n, dim, grp, subj, groups, tiles, ntiles, per_block, win_lo, hist, collect_from, mated, \
+        mated_score, mated_count, mated_cap, high, high_count, high_cap
 
 extern "C" __global__ void __launch_bounds__(FB_THREADS) fb_tiles_f32(FB_TILES_PARAMS(float)) {
-    FB_TILES_BODY(fb_load_f32)
+    fb_tiles<FbF32>(FB_TILES_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(FB_THREADS) fb_tiles_bf16(FB_TILES_PARAMS(unsigned short)) {
-    FB_TILES_BODY(fb_load_bf16)
+    fb_tiles<FbBf16>(FB_TILES_ARGS);
 }
 
 extern "C" __global__ void __launch_bounds__(FB_THREADS) fb_tiles_f16(FB_TILES_PARAMS(unsigned short)) {
-    FB_TILES_BODY(fb_load_f16)
+    fb_tiles<FbF16>(FB_TILES_ARGS);
 }
 
 extern "C" __global__ void fb_flush(unsigned* __restrict__ h32, unsigned long long* __restrict__ h64,

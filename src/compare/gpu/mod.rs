@@ -25,6 +25,8 @@
 pub mod cuda;
 pub mod nvrtc;
 
+use rayon::prelude::*;
+
 use super::kernel::{sort_rows, AllPairs, Shard};
 use super::{CellHistograms, MatedScore, ScoreHistogram, BINS};
 
@@ -166,6 +168,9 @@ pub trait Accelerator {
     fn synchronize(&mut self) -> Result<(), GpuError>;
 }
 
+/// Bins in a block's shared-memory window (`FB_WIN` in kernels.cu).
+pub const WINDOW_BINS: usize = 16384;
+
 /// Settings of a GPU pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuOptions {
@@ -173,6 +178,11 @@ pub struct GpuOptions {
     pub precision: Precision,
     /// Tiles per launch (at most [`TILES_PER_LAUNCH`], which keeps u32 bins from overflowing).
     pub tiles_per_launch: usize,
+    /// Consecutive tiles (one tile row, neighbouring columns) scored by one block.
+    pub tiles_per_block: usize,
+    /// First bin of the blocks' shared-memory window; `None` centres it on a sample of the scores.
+    /// It changes the speed only: every bin is counted exactly wherever the window sits.
+    pub window: Option<u32>,
 }
 
 impl Default for GpuOptions {
@@ -180,8 +190,37 @@ impl Default for GpuOptions {
         GpuOptions {
             precision: Precision::Fp32,
             tiles_per_launch: TILES_PER_LAUNCH,
+            tiles_per_block: 8,
+            window: None,
         }
     }
+}
+
+/// The window's first bin: the median bin of up to 4,096 pairs (a fixed stride through the rows, so
+/// the same data always gives the same window) minus half the window, even, inside [0, 2^16 − window].
+pub fn window_start(emb: &[f32], dim: usize) -> u32 {
+    let n = if dim == 0 { 0 } else { emb.len() / dim };
+    let mut bins: Vec<usize> = Vec::new();
+    if n >= 2 {
+        let step = (n / 64).max(1);
+        let rows: Vec<usize> = (0..n).step_by(step).take(65).collect();
+        for (x, &i) in rows.iter().enumerate() {
+            for &j in &rows[x + 1..] {
+                let s = super::dot(&emb[i * dim..(i + 1) * dim], &emb[j * dim..(j + 1) * dim]);
+                bins.push(super::bin_of(s));
+            }
+        }
+    }
+    let centre = if bins.is_empty() {
+        BINS / 2
+    } else {
+        let mid = bins.len() / 2;
+        *bins.select_nth_unstable(mid).1
+    };
+    (centre
+        .saturating_sub(WINDOW_BINS / 2)
+        .min(BINS - WINDOW_BINS)
+        & !1) as u32
 }
 
 impl GpuOptions {
@@ -254,24 +293,27 @@ fn stage(
             });
         }
     }
-    // k-major: element (k, p) at k·np + p, padded rows zero.
+    // k-major: element (k, p) at k·np + p, padded rows zero; one k-row per task.
     let mut bytes = vec![0u8; emb_bytes];
     let w = precision.bytes();
-    for (p, &i) in rows.order.iter().enumerate() {
-        for k in 0..dim {
-            let v = emb[i * dim + k];
-            let at = (k * np + p) * w;
-            match precision {
-                Precision::Fp32 => bytes[at..at + 4].copy_from_slice(&v.to_le_bytes()),
-                Precision::Bf16 => {
-                    bytes[at..at + 2].copy_from_slice(&half::bf16::from_f32(v).to_le_bytes())
-                }
-                Precision::Fp16 => {
-                    bytes[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes())
+    bytes
+        .par_chunks_mut((np * w).max(1))
+        .enumerate()
+        .for_each(|(k, row)| {
+            for (p, &i) in rows.order.iter().enumerate() {
+                let v = emb[i * dim + k];
+                let at = p * w;
+                match precision {
+                    Precision::Fp32 => row[at..at + 4].copy_from_slice(&v.to_le_bytes()),
+                    Precision::Bf16 => {
+                        row[at..at + 2].copy_from_slice(&half::bf16::from_f32(v).to_le_bytes())
+                    }
+                    Precision::Fp16 => {
+                        row[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes())
+                    }
                 }
             }
-        }
-    }
+        });
     let mut grp = vec![0u32; np];
     let mut subj = vec![u32::MAX; np];
     for p in 0..n {
@@ -382,6 +424,11 @@ fn run_pass(
                 allocs.push(h64);
                 // Every mated pair of the whole job (a shard's are a subset); at least one slot.
                 mated_cap = mated_count(&st.subj_host);
+                if mated_cap > u32::MAX as u64 {
+                    return Err(GpuError::Inconsistent(format!(
+                        "{mated_cap} mated pairs exceed the kernel's u32 list index"
+                    )));
+                }
                 mated = acc.alloc_zeroed(mated_cap.max(1) as usize * 8)?;
                 mated_score = acc.alloc_zeroed(mated_cap.max(1) as usize * 4)?;
                 mated_cnt = acc.alloc_zeroed(4)?;
@@ -403,11 +450,17 @@ fn run_pass(
                 allocs.extend([high, high_cnt]);
             }
         }
+        let per_block = opts.tiles_per_block.max(1);
+        let win_lo = opts
+            .window
+            .map(|w| (w.min((BINS - WINDOW_BINS) as u32)) & !1)
+            .unwrap_or_else(|| window_start(emb, dim));
         for batch in list.chunks(per_launch * 2) {
             acc.upload(d_tiles, &as_bytes_u32(batch))?;
+            let ntiles = batch.len() / 2;
             acc.launch(
                 opts.precision.kernel(),
-                (batch.len() / 2) as u32,
+                ntiles.div_ceil(per_block) as u32,
                 THREADS,
                 &[
                     KernelArg::Ptr(st.emb),
@@ -418,6 +471,9 @@ fn run_pass(
                     KernelArg::Ptr(st.subj),
                     KernelArg::U32(groups as u32),
                     KernelArg::Ptr(d_tiles),
+                    KernelArg::U32(ntiles as u32),
+                    KernelArg::U32(per_block as u32),
+                    KernelArg::U32(win_lo),
                     KernelArg::Ptr(h32),
                     KernelArg::U32(from_bin),
                     KernelArg::Ptr(mated),

@@ -175,7 +175,7 @@ pub struct RunArgs {
     pub shard: Option<crate::compare::kernel::Shard>,
     /// Storage precision of the embeddings in the GPU comparison kernel (accumulation is always fp32):
     /// fp32 gives results bit-identical to the CPU kernel; bf16 / fp16 halve the GPU memory and move
-    /// each score by at most about 2^-8 / 2^-11. Reduced precision needs --device cuda (or auto with a GPU).
+    /// each score by at most about 2^-7 / 2^-10. Reduced precision needs --device cuda (or auto with a GPU).
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::compare::gpu::Precision,
     /// Metric and uncertainty settings.

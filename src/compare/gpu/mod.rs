@@ -18,8 +18,8 @@
 //! [`Precision::Fp16`] store the embeddings in 16 bits (half the memory and bandwidth) and still
 //! accumulate in fp32: the result is bit-identical to the CPU kernel run on the rounded embeddings
 //! ([`round_embeddings`]), and differs from full precision by the rounding of the inputs — for unit
-//! vectors at most about 2·2⁻⁹ (bf16) or 2·2⁻¹² (fp16) per score (each product `xₖyₖ` carries a
-//! relative error of at most ≈ 2u, u = 2⁻⁹ or 2⁻¹², and `Σ|xₖyₖ| ≤ 1`). [`precision_drift`] counts
+//! vectors at most about 2⁻⁷ (bf16) or 2⁻¹⁰ (fp16) per score (each product `xₖyₖ` carries a
+//! relative error of at most ≈ 2u, u = 2⁻⁸ or 2⁻¹¹, and `Σ|xₖyₖ| ≤ 1`). [`precision_drift`] counts
 //! what that changes in a histogram.
 
 pub mod cuda;

@@ -199,7 +199,7 @@ impl Default for GpuOptions {
 /// The window's first bin: the median bin of up to 4,096 pairs (a fixed stride through the rows, so
 /// the same data always gives the same window) minus half the window, even, inside [0, 2^16 − window].
 pub fn window_start(emb: &[f32], dim: usize) -> u32 {
-    let n = if dim == 0 { 0 } else { emb.len() / dim };
+    let n = emb.len().checked_div(dim).unwrap_or(0);
     let mut bins: Vec<usize> = Vec::new();
     if n >= 2 {
         let step = (n / 64).max(1);

@@ -523,12 +523,28 @@ fn on_device_results_are_bit_identical_to_the_cpu() {
         Err(e) => panic!("FACEBIAS_REQUIRE_GPU=1 but {e}"),
     };
     eprintln!("device: {}", dev.describe());
-    for (n, dim, groups) in [(3000, 128, 4), (2100, 512, 3), (777, 67, 2)] {
+    parity_checks(
+        &mut dev,
+        &[(3000, 128, 4), (2100, 512, 3), (777, 67, 2)],
+        3000,
+    );
+}
+
+#[test]
+fn the_device_parity_checks_pass_on_the_emulator() {
+    // The checks the GPU test runs, at emulator sizes: so the test itself is known to be right.
+    parity_checks(&mut Emulator::default(), &[(300, 40, 3), (140, 9, 2)], 700);
+}
+
+/// fp32 and reduced precision against the fma reference, the bootstrap pass, window and block
+/// variants: everything the device must reproduce bit for bit.
+fn parity_checks(acc: &mut dyn Accelerator, sizes: &[(usize, usize, usize)], window_n: usize) {
+    for &(n, dim, groups) in sizes {
         let (emb, cell, subject) = data(n, dim, groups, n as u64);
         let what = format!("n={n} dim={dim}");
         let want = reference(&emb, dim, &cell, &subject, groups);
         let got = gpu::all_pairs(
-            &mut dev,
+            acc,
             &emb,
             dim,
             &cell,
@@ -548,7 +564,7 @@ fn on_device_results_are_bit_identical_to_the_cpu() {
                 groups,
             );
             let got = gpu::all_pairs(
-                &mut dev,
+                acc,
                 &emb,
                 dim,
                 &cell,
@@ -560,6 +576,50 @@ fn on_device_results_are_bit_identical_to_the_cpu() {
             .unwrap();
             assert_same(&got, &want, &format!("{what} {}", precision.name()));
         }
+        // The bootstrap pass lists exactly the pairs the histograms counted above a cut.
+        let cut = facebias::compare::bin_of(0.2);
+        let expected: u64 = got
+            .nonmated
+            .cells
+            .iter()
+            .map(|c| c.counts[cut..].iter().sum::<u64>())
+            .sum();
+        let high = gpu::high_pairs(
+            acc,
+            &emb,
+            dim,
+            &cell,
+            &subject,
+            groups,
+            GpuOptions::default(),
+            cut,
+            expected,
+        )
+        .unwrap();
+        assert_eq!(high.len() as u64, expected, "{what} high pairs");
+        assert!(high.iter().all(|&(a, b, bin)| a < b
+            && bin as usize >= cut
+            && bin as usize
+                == bin_of(fma_score(
+                    &emb[a * dim..(a + 1) * dim],
+                    &emb[b * dim..(b + 1) * dim]
+                ))));
+    }
+    // Window placement and block grouping change nothing on the device either.
+    let (emb, cell, subject) = data(window_n, 64, 2, 5);
+    let want = reference(&emb, 64, &cell, &subject, 2);
+    for (per_block, window) in [(1, Some(0)), (3, None), (16, Some(40000))] {
+        let o = GpuOptions {
+            tiles_per_block: per_block,
+            window,
+            ..GpuOptions::default()
+        };
+        let got = gpu::all_pairs(acc, &emb, 64, &cell, &subject, 2, o, Shard::ALL).unwrap();
+        assert_same(
+            &got,
+            &want,
+            &format!("{per_block} tiles per block, window {window:?}"),
+        );
     }
 }
 

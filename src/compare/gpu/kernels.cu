@@ -85,6 +85,33 @@ struct FbF16 {
     }
 };
 
+// The rows and columns of a thread's 8×8 scores: ty·4+{0..3}, 64+ty·4+{0..3} (and likewise with tx).
+__device__ __forceinline__ void fb_rows_cols(unsigned row0, unsigned col0, unsigned tx, unsigned ty,
+                                             unsigned rows[8], unsigned cols[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        rows[i] = row0 + ty * 4 + i;
+        rows[4 + i] = row0 + 64 + ty * 4 + i;
+        cols[i] = col0 + tx * 4 + i;
+        cols[4 + i] = col0 + 64 + tx * 4 + i;
+    }
+}
+
+// Appends (row, col, bin) to the high list when the bin reaches collect_from (the bootstrap pass);
+// the host checks the final count against the histograms, so a full list cannot pass silently.
+__device__ __forceinline__ void fb_push_high(unsigned bin, unsigned collect_from, unsigned r, unsigned c,
+                                             unsigned* __restrict__ high, unsigned* high_count,
+                                             unsigned high_cap) {
+    if (bin >= collect_from) {
+        const unsigned slot = atomicAdd(high_count, 1u);
+        if (slot < high_cap) {
+            high[3 * slot] = r;
+            high[3 * slot + 1] = c;
+            high[3 * slot + 2] = bin;
+        }
+    }
+}
+
 // Routes the 8×8 scores of one thread: mated pairs to the list, non-mated pairs to the histogram of
 // their cell (and to the high list when their bin reaches collect_from).
 __device__ __forceinline__ void fb_emit(
@@ -94,13 +121,7 @@ __device__ __forceinline__ void fb_emit(
     unsigned* __restrict__ mated, float* __restrict__ mated_score, unsigned* mated_count, unsigned mated_cap,
     unsigned* __restrict__ high, unsigned* high_count, unsigned high_cap) {
     unsigned rows[8], cols[8];
-    #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        rows[i] = row0 + ty * 4 + i;
-        rows[4 + i] = row0 + 64 + ty * 4 + i;
-        cols[i] = col0 + tx * 4 + i;
-        cols[4 + i] = col0 + 64 + tx * 4 + i;
-    }
+    fb_rows_cols(row0, col0, tx, ty, rows, cols);
     // Fast path: the whole tile lies strictly right of the diagonal and inside n, in one cell, and no
     // subject can occur on both sides (ranks are non-decreasing along the sorted rows).
     const unsigned last_row = row0 + FB_TILE - 1, last_col = col0 + FB_TILE - 1;
@@ -114,14 +135,7 @@ __device__ __forceinline__ void fb_emit(
             for (int j = 0; j < 8; ++j) {
                 const unsigned bin = fb_bin(acc[i][j]);
                 if (h) atomicAdd(h + bin, 1u);
-                if (bin >= collect_from) {
-                    const unsigned slot = atomicAdd(high_count, 1u);
-                    if (slot < high_cap) {
-                        high[3 * slot] = rows[i];
-                        high[3 * slot + 1] = cols[j];
-                        high[3 * slot + 2] = bin;
-                    }
-                }
+                fb_push_high(bin, collect_from, rows[i], cols[j], high, high_count, high_cap);
             }
         }
         return;
@@ -149,14 +163,7 @@ __device__ __forceinline__ void fb_emit(
             }
             const unsigned bin = fb_bin(s);
             if (hist) atomicAdd(hist + (unsigned long long)fb_cell(gr, grp[c], groups) * FB_BINS + bin, 1u);
-            if (bin >= collect_from) {
-                const unsigned slot = atomicAdd(high_count, 1u);
-                if (slot < high_cap) {
-                    high[3 * slot] = r;
-                    high[3 * slot + 1] = c;
-                    high[3 * slot + 2] = bin;
-                }
-            }
+            fb_push_high(bin, collect_from, r, c, high, high_count, high_cap);
         }
     }
 }
@@ -264,13 +271,7 @@ __device__ __forceinline__ void fb_tiles(
         }
         pending += 1;
         unsigned rows[8], cols[8];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            rows[i] = row0 + ty * 4 + i;
-            rows[4 + i] = row0 + 64 + ty * 4 + i;
-            cols[i] = col0 + tx * 4 + i;
-            cols[4 + i] = col0 + 64 + tx * 4 + i;
-        }
+        fb_rows_cols(row0, col0, tx, ty, rows, cols);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
 #pragma unroll
@@ -282,14 +283,7 @@ __device__ __forceinline__ void fb_tiles(
                 } else {
                     atomicAdd(cell_hist + bin, 1u);
                 }
-                if (bin >= collect_from) {
-                    const unsigned slot = atomicAdd(high_count, 1u);
-                    if (slot < high_cap) {
-                        high[3 * slot] = rows[i];
-                        high[3 * slot + 1] = cols[j];
-                        high[3 * slot + 2] = bin;
-                    }
-                }
+                fb_push_high(bin, collect_from, rows[i], cols[j], high, high_count, high_cap);
             }
         }
     }

@@ -382,6 +382,31 @@ fn shards_merged_equal_the_single_run() {
         .failure();
     assert!(String::from_utf8_lossy(&partial.get_output().stderr)
         .contains("shards [2] of 3 are missing"));
+    // A shard computed by the GPU kernel splits the pairs differently: refused, naming both kernels.
+    let gpu_shard = dir.path().join("gpu_shard2");
+    std::fs::create_dir(&gpu_shard).unwrap();
+    for f in std::fs::read_dir(&shards[2]).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, gpu_shard.join(f.file_name().unwrap())).unwrap();
+    }
+    let bin = gpu_shard.join("comparisons.bin");
+    let (mut header, counts) =
+        facebias::metrics::store::from_bytes(&std::fs::read(&bin).unwrap()).unwrap();
+    header.kernel = "cuda-fp32-128x128".into();
+    std::fs::write(&bin, facebias::metrics::store::to_bytes(&header, &counts)).unwrap();
+    let mixed = facebias(dir.path())
+        .arg("merge")
+        .args(&shards[..2])
+        .arg(&gpu_shard)
+        .arg("--out")
+        .arg(dir.path().join("mixed"))
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&mixed.get_output().stderr).to_string();
+    assert!(
+        err.contains("cuda-fp32-128x128") && err.contains("same --device"),
+        "{err}"
+    );
     let merged = dir.path().join("merged");
     facebias(dir.path())
         .arg("merge")

@@ -1,6 +1,7 @@
 //! Bad input ends in a clear message (naming the file, row or flag and the fix) and never a panic or a
 //! half-written report.
 
+#[macro_use]
 mod common;
 
 use common::{bfw_subset, facebias, read_csv, shared};
@@ -270,7 +271,7 @@ fn cuda_without_a_gpu_runtime_says_what_to_install_and_auto_falls_back() {
         .contains("ran on the CPU"));
     // The comparison stage falls back too (no NVIDIA driver here), and says why.
     if facebias::compare::gpu::cuda::probe().is_ok() {
-        eprintln!("SKIPPED the GPU fallback checks: this machine has an NVIDIA driver");
+        visible_note!("SKIPPED the GPU fallback checks: this machine has an NVIDIA driver");
         return;
     }
     assert_eq!(

@@ -9,6 +9,7 @@
 //! - on a machine with an NVIDIA GPU, the device gives the same bits (skipped with a message when no
 //!   GPU is present, unless FACEBIAS_REQUIRE_GPU=1).
 
+#[macro_use]
 mod common;
 
 use facebias::compare::gpu::{self, nvrtc, GpuError};
@@ -22,7 +23,7 @@ fn nvrtc_compiles_the_kernels_for_every_target_generation() {
     let nv = match nvrtc::load() {
         Ok(n) => n,
         Err(e) if !required("FACEBIAS_REQUIRE_NVRTC") => {
-            eprintln!("SKIPPED nvrtc_compiles_the_kernels: {e}");
+            visible_note!("SKIPPED nvrtc_compiles_the_kernels: {e}");
             return;
         }
         Err(e) => panic!("FACEBIAS_REQUIRE_NVRTC=1 but {e}"),
@@ -515,7 +516,7 @@ fn on_device_results_are_bit_identical_to_the_cpu() {
     let mut dev = match CudaDevice::open(0) {
         Ok(d) => d,
         Err(e) if !required("FACEBIAS_REQUIRE_GPU") => {
-            eprintln!(
+            visible_note!(
                 "SKIPPED on_device_results_are_bit_identical_to_the_cpu (no CUDA device here): {e}"
             );
             return;

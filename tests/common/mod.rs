@@ -3,6 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// Writes to the process's stderr directly: libtest captures `eprintln!` of passing tests, so a skip
+/// would otherwise be invisible in the suite's output.
+#[allow(unused_macros)] // used by some of the test binaries that include this module
+macro_rules! visible_note {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 use assert_cmd::Command;
 
 /// `../shared` beside the project.

@@ -455,4 +455,7 @@ pub struct BenchArgs {
     /// Parallel workers [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the embedding model runs: cpu, cuda, cuda:N, or auto (as for `run`).
+    #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
+    pub device: crate::runtime::Device,
 }

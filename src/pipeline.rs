@@ -1129,6 +1129,8 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
 pub struct BenchResult {
     /// Images per repetition.
     pub images: usize,
+    /// Where the embedding model ran (ONNX Runtime execution provider).
+    pub execution_provider: String,
     /// Parallel workers.
     pub threads: usize,
     /// Seconds per repetition.
@@ -1150,7 +1152,12 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResult> {
     manifest.samples.truncate(args.images.max(1));
     let model = resolve_model(&args.model)?;
     let workers = threads(args.threads);
-    let cfg = extract_config(&model, &args.model, workers, 32, false, false);
+    let mut cfg = extract_config(&model, &args.model, workers, 32, false, false);
+    let (device, device_note) = runtime::resolve_device(rt, args.device).map_err(|e| anyhow!(e))?;
+    if !device_note.is_empty() {
+        eprintln!("note: {device_note}");
+    }
+    cfg.device = device;
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let mut cache = EmbeddingCache::disabled();
@@ -1169,6 +1176,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResult> {
     let n = manifest.samples.len();
     Ok(BenchResult {
         images: n,
+        execution_provider: device.provider(),
         threads: workers,
         seconds,
         median_seconds: median,
@@ -1181,8 +1189,8 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResult> {
 /// Prints a bench result as text.
 pub fn print_bench(b: &BenchResult) {
     println!(
-        "pipeline throughput (decode + detect + align + embed), {} images, {} workers",
-        b.images, b.threads
+        "pipeline throughput (decode + detect + align + embed), {} images, {} workers, embedding on {}",
+        b.images, b.threads, b.execution_provider
     );
     println!("  runs (s): {}", fmt_runs(&b.seconds));
     println!(

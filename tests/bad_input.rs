@@ -246,6 +246,20 @@ fn cuda_without_a_gpu_runtime_says_what_to_install_and_auto_falls_back() {
             && err.contains("--device cpu"),
         "{err}"
     );
+    // The throughput bench takes --device too, and stops the same way.
+    let bp = facebias(dir.path())
+        .args([
+            "bench-pipeline",
+            "--device",
+            "cuda",
+            "--images",
+            "5",
+            "--dataset",
+        ])
+        .arg(manifest.parent().unwrap())
+        .assert()
+        .failure();
+    assert!(stderr_of(&bp).contains("onnxruntime-gpu==1.31.1"));
     let out = dir.path().join("auto");
     facebias(dir.path())
         .args([

@@ -18,11 +18,12 @@
 //! [`pipeline`] strings the stages together for the CLI ([`cli`]).
 
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod embed;
 pub mod manifest;
 pub mod metrics;
-pub mod pipeline;
+
 pub mod preprocess;
 pub mod progress;
 pub mod report;

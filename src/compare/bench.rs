@@ -97,6 +97,16 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// What `facebias bench` measured, on the CPU or on a GPU.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BenchOutcome {
+    /// The CPU kernel.
+    Cpu(KernelBench),
+    /// The GPU kernel, with the CPU kernel as baseline.
+    Gpu(GpuKernelBench),
+}
+
 /// What `facebias bench` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelBench {

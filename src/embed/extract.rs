@@ -119,6 +119,37 @@ pub struct ExtractOutput {
     pub cache_hits: usize,
 }
 
+impl ExtractOutput {
+    /// Packs the embeddings of enrolled samples into one row-major matrix; `rows[i]` is sample `i`'s row.
+    pub fn matrix(&self) -> (Vec<f32>, Vec<Option<usize>>) {
+        let mut emb = Vec::new();
+        let mut rows = Vec::with_capacity(self.results.len());
+        let mut next = 0;
+        for r in &self.results {
+            match &r.embedding {
+                Some(v) if r.status == SampleStatus::Ok => {
+                    emb.extend_from_slice(v);
+                    rows.push(Some(next));
+                    next += 1;
+                }
+                _ => rows.push(None),
+            }
+        }
+        (emb, rows)
+    }
+
+    /// Failures to enrol by reason (`no_face`, `unreadable`, …), in name order.
+    pub fn skipped(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut skipped = std::collections::BTreeMap::new();
+        for r in &self.results {
+            if r.status != SampleStatus::Ok {
+                *skipped.entry(r.status.as_str()).or_default() += 1;
+            }
+        }
+        skipped
+    }
+}
+
 /// A new cache record: image content hash and what was found.
 type CacheEntry = ([u8; 32], Cached);
 

@@ -94,6 +94,118 @@ pub fn parse_header(bytes: &[u8]) -> Result<OnnxHeader, String> {
     Ok(h)
 }
 
+/// A model input or output as ONNX Runtime reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IoInfo {
+    /// Name.
+    pub name: String,
+    /// Element type (`float32`, …).
+    pub dtype: String,
+    /// Dimensions: a number, or the symbolic name (`?` when it has none).
+    pub shape: Vec<String>,
+}
+
+/// Describes one input or output of an open session.
+pub fn describe_io(o: &ort::value::Outlet) -> IoInfo {
+    let (dtype, shape) = match o.dtype() {
+        ort::value::ValueType::Tensor {
+            ty,
+            dimension_symbols,
+            ..
+        } => {
+            let shape: Vec<String> = super::declared_shape(o.dtype())
+                .unwrap_or_default()
+                .iter()
+                .zip(dimension_symbols.iter())
+                .map(|(d, sym)| {
+                    d.map(|v| v.to_string()).unwrap_or_else(|| {
+                        if sym.is_empty() {
+                            "?".into()
+                        } else {
+                            sym.to_string()
+                        }
+                    })
+                })
+                .collect();
+            (format!("{ty:?}").to_lowercase(), shape)
+        }
+        other => (format!("{other:?}"), Vec::new()),
+    };
+    IoInfo {
+        name: o.name().to_string(),
+        dtype,
+        shape,
+    }
+}
+
+/// One opset import.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpsetInfo {
+    /// Domain (`ai.onnx` for the default one).
+    pub domain: String,
+    /// Version.
+    pub version: i64,
+}
+
+/// What `facebias inspect` reports about a model file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// The file.
+    pub path: String,
+    /// Its size.
+    pub bytes: usize,
+    /// Its sha256.
+    pub sha256: String,
+    /// ONNX IR version.
+    pub ir_version: i64,
+    /// Opset imports.
+    pub opsets: Vec<OpsetInfo>,
+    /// Producer name and version.
+    pub producer: String,
+    /// Inputs.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs.
+    pub outputs: Vec<IoInfo>,
+    /// Name of the catalogue entry with this sha256.
+    pub catalogue_match: Option<String>,
+    /// That entry's spec.
+    pub spec: Option<super::spec::ModelSpec>,
+}
+
+impl ModelInfo {
+    /// The facts of a model file from its header, its open session and its catalogue match.
+    pub fn new(
+        path: &std::path::Path,
+        bytes: usize,
+        sha256: &str,
+        header: &OnnxHeader,
+        session: &ort::session::Session,
+        matched: Option<super::spec::ModelSpec>,
+    ) -> ModelInfo {
+        ModelInfo {
+            path: path.display().to_string(),
+            bytes,
+            sha256: sha256.to_string(),
+            ir_version: header.ir_version,
+            opsets: header
+                .opsets
+                .iter()
+                .map(|(d, v)| OpsetInfo {
+                    domain: d.clone(),
+                    version: *v,
+                })
+                .collect(),
+            producer: format!("{} {}", header.producer_name, header.producer_version)
+                .trim()
+                .to_string(),
+            inputs: session.inputs().iter().map(describe_io).collect(),
+            outputs: session.outputs().iter().map(describe_io).collect(),
+            catalogue_match: matched.as_ref().map(|m| m.name.clone()),
+            spec: matched,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

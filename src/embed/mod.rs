@@ -2,6 +2,7 @@
 //! an on-disk [`cache`] of embeddings, and [`extract`], which runs preprocessing and embedding over a
 //! whole dataset in parallel workers.
 
+pub mod bench;
 pub mod cache;
 pub mod extract;
 pub mod inspect;

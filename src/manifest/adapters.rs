@@ -17,6 +17,17 @@ use std::path::{Path, PathBuf};
 use super::protocol::{PairList, ProtocolPair};
 use super::{parse, Manifest, ManifestError, Warning};
 
+/// Each adapter's name (as `--adapter` takes it) and the layout it reads, for `facebias datasets`.
+pub const LAYOUTS: [(&str, &str); 7] = [
+    ("manifest", "CSV `path,subject,<attributes…>`, or a folder with manifest.csv (+ LFW pairs.txt)"),
+    ("lfw", "<Name>/<Name>_NNNN.jpg person folders + pairs.txt; male/female_names.txt, lfw_race_dict.json, Columbia lfw_attributes.txt if present"),
+    ("rfw", "[data/]<African|Asian|Caucasian|Indian>/<id>/<id>_000N.jpg + txts/<race>/<race>_pairs.txt"),
+    ("bfw", "BFW pair table CSV (p1,p2,label,fold,id1,id2,e1,e2,g1,g2 or att1,att2)"),
+    ("utkface", "[age]_[gender]_[race]_[date].jpg file names (no identities: FMR only)"),
+    ("fairface", "label CSV file,age,gender,race (no identities: FMR only)"),
+    ("folder", "<group>/<subject>/<image>"),
+];
+
 /// Which adapter reads a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -386,6 +386,17 @@ impl Manifest {
             .collect::<HashSet<_>>()
             .len()
     }
+
+    /// Each sample's subject as a dense integer: subject names numbered in sorted order.
+    pub fn subject_ids(&self) -> Vec<u32> {
+        let mut names: Vec<&str> = self.samples.iter().map(|s| s.subject.as_str()).collect();
+        names.sort();
+        names.dedup();
+        self.samples
+            .iter()
+            .map(|s| names.binary_search(&s.subject.as_str()).unwrap_or(0) as u32)
+            .collect()
+    }
 }
 
 #[cfg(test)]

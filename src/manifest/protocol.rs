@@ -112,6 +112,62 @@ pub fn best_threshold(pairs: &[(f32, bool)]) -> f32 {
     best_t
 }
 
+/// Accuracy of the dataset's pair protocol, overall and per group of each attribute of `m` (pairs whose
+/// two images share the group's value). `score(a, b)` is the similarity of samples `a` and `b`, `None`
+/// when either has no embedding: such pairs count as errors.
+pub fn accuracy_by_group(
+    list: &PairList,
+    m: &super::Manifest,
+    score: impl Fn(usize, usize) -> Option<f32>,
+) -> Vec<FoldAccuracy> {
+    let scored: Vec<_> = list.pairs.iter().map(|p| (*p, score(p.a, p.b))).collect();
+    let unscored = |f: &dyn Fn(&ProtocolPair) -> bool| {
+        scored.iter().filter(|(p, s)| f(p) && s.is_none()).count()
+    };
+    let (acc, std, folds) = kfold_accuracy(&scored, |_| true);
+    let mut out = vec![FoldAccuracy {
+        protocol: list.name.clone(),
+        attribute: "all".into(),
+        group: "all".into(),
+        folds,
+        pairs: scored.len(),
+        unscored: unscored(&|_| true),
+        accuracy: acc,
+        std,
+    }];
+    for (ai, attr) in m.attributes.iter().enumerate() {
+        let mut values: Vec<&str> = m
+            .samples
+            .iter()
+            .map(|s| s.attributes[ai].as_str())
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort();
+        values.dedup();
+        for v in values {
+            let in_group = |p: &ProtocolPair| {
+                m.samples[p.a].attributes[ai] == v && m.samples[p.b].attributes[ai] == v
+            };
+            let n = scored.iter().filter(|(p, _)| in_group(p)).count();
+            if n == 0 {
+                continue;
+            }
+            let (acc, std, folds) = kfold_accuracy(&scored, in_group);
+            out.push(FoldAccuracy {
+                protocol: list.name.clone(),
+                attribute: attr.clone(),
+                group: v.to_string(),
+                folds,
+                pairs: n,
+                unscored: unscored(&in_group),
+                accuracy: acc,
+                std,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,38 @@ pub struct BootstrapData {
 const MAGIC: &[u8] = b"FBBOOT1\n";
 
 impl BootstrapData {
+    /// Per-subject data from the run: `combo_of` and `subjects` per sample (every image, failures to
+    /// enrol included), `e_subject` the subject of each enrolled row, and the kernel's mated pairs and
+    /// non-mated pairs at or above `cutoff` (enrolled-row indices).
+    pub fn assemble(
+        combo_of: &[u16],
+        subjects: &[u32],
+        e_subject: &[u32],
+        mated: &[crate::compare::MatedScore],
+        high: &[(usize, usize, u16)],
+        cutoff: usize,
+    ) -> BootstrapData {
+        let n_subjects = subjects.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
+        let mut d = BootstrapData {
+            subject_combo: vec![0; n_subjects],
+            subject_images: vec![0; n_subjects],
+            mated_bins: vec![Vec::new(); n_subjects],
+            high: high
+                .iter()
+                .map(|&(a, b, bin)| (e_subject[a], e_subject[b], bin))
+                .collect(),
+            cutoff_bin: cutoff,
+        };
+        for (i, &s) in subjects.iter().enumerate() {
+            d.subject_combo[s as usize] = combo_of[i];
+            d.subject_images[s as usize] += 1;
+        }
+        for m in mated {
+            d.mated_bins[e_subject[m.a] as usize].push(crate::compare::bin_of(m.score) as u16);
+        }
+        d
+    }
+
     /// `bootstrap.bin`: magic, then little-endian: subject count (u64); per subject combo (u16), images
     /// (u64), mated-score count (u32) and bins (u16 each); high-pair count (u64) and pairs (u32, u32, u16);
     /// cutoff bin (u64).

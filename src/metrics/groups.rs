@@ -178,6 +178,41 @@ pub struct GroupCount {
     pub lowest_fmr: f64,
 }
 
+/// Comparison counts of a whole dataset, from each sample's subject id alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetTotals {
+    /// Images.
+    pub images: u64,
+    /// Distinct subjects.
+    pub subjects: usize,
+    /// Subjects with at least two images.
+    pub subjects_with_pairs: usize,
+    /// Mated comparisons (all pairs of a subject's images).
+    pub mated_comparisons: u64,
+    /// Every other pair of images.
+    pub nonmated_comparisons: u64,
+}
+
+/// Totals over all samples; `subject_of[i]` is sample `i`'s subject id.
+pub fn totals(subject_of: &[u32]) -> DatasetTotals {
+    let n = subject_of.len() as u64;
+    let mut per_subject: std::collections::BTreeMap<u32, u64> = Default::default();
+    subject_of
+        .iter()
+        .for_each(|&s| *per_subject.entry(s).or_default() += 1);
+    let mated: u64 = per_subject
+        .values()
+        .map(|k| k * k.saturating_sub(1) / 2)
+        .sum();
+    DatasetTotals {
+        images: n,
+        subjects: per_subject.len(),
+        subjects_with_pairs: per_subject.values().filter(|&&k| k >= 2).count(),
+        mated_comparisons: mated,
+        nonmated_comparisons: n * n.saturating_sub(1) / 2 - mated,
+    }
+}
+
 /// Counts per group of every grouping, from the partition and each sample's subject id.
 pub fn counts(p: &Partition, subject_of: &[u32]) -> Vec<GroupCount> {
     let mut per_subject: std::collections::BTreeMap<u32, (u16, u64)> = Default::default();

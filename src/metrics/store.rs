@@ -29,6 +29,20 @@ pub struct Header {
     pub kernel: String,
 }
 
+/// sha256 over several byte strings (length-prefixed), as hex: the [`Header::fingerprint`] of a run's
+/// `samples.csv` and `embeddings.npy`.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    for p in parts {
+        sha2::Digest::update(&mut h, (p.len() as u64).to_le_bytes());
+        sha2::Digest::update(&mut h, p);
+    }
+    sha2::Digest::finalize(h)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn put(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }

@@ -5,7 +5,9 @@
 //! `run.json`, and the charts of [`charts`].
 
 pub mod charts;
+pub mod console;
 pub mod page;
+pub mod record;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +17,7 @@ use serde::Serialize;
 use crate::embed::extract::SampleResult;
 use crate::manifest::Manifest;
 
-/// Schema version of the report files; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use record::SCHEMA_VERSION;
 
 /// `embeddings.npy` bytes: NumPy format 1.0, little-endian float32, C order, shape `[rows, dim]`.
 pub fn npy_f32(data: &[f32], rows: usize, dim: usize) -> Vec<u8> {

@@ -5,9 +5,52 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::render::{ChartFile, Context};
 use crate::metrics::analysis::{chart_threshold, Analysis};
 use crate::metrics::{Bound, EquityRow, GroupRate, PolicyRate, Threshold};
+
+/// What the pages say about the run besides the numbers.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Model name.
+    pub model: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The run record (run.json), shown in the page.
+    pub record: serde_json::Value,
+}
+
+impl Context {
+    /// The context of a run record: model and dataset names from it, and the record without its
+    /// run-dependent `execution` part (so pages are identical for identical inputs).
+    pub fn from_record(record: &serde_json::Value) -> Context {
+        let mut shown = record.clone();
+        if let Some(o) = shown.as_object_mut() {
+            o.remove("execution");
+        }
+        Context {
+            model: record["model"]["spec"]["name"]
+                .as_str()
+                .unwrap_or("model")
+                .to_string(),
+            dataset: record["dataset"]["name"]
+                .as_str()
+                .unwrap_or("dataset")
+                .to_string(),
+            record: shown,
+        }
+    }
+}
+
+/// A chart written by the report: file stem, grouping, and what it shows.
+#[derive(Debug, Clone)]
+pub struct ChartFile {
+    /// File stem (`det_race`): `<stem>.png` and `<stem>.svg` exist.
+    pub stem: String,
+    /// Grouping name.
+    pub grouping: String,
+    /// One-line caption.
+    pub caption: String,
+}
 
 /// Standard base64 (RFC 4648) with padding.
 pub fn base64(bytes: &[u8]) -> String {

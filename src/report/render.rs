@@ -4,32 +4,11 @@
 use std::path::Path;
 
 use super::charts;
+use super::page::{ChartFile, Context};
 use crate::compare::{edge, BINS};
 use crate::metrics::analysis::{chart_threshold, Analysis};
 use crate::metrics::groups::Grouping;
-use crate::metrics::GroupCurves;
-
-/// What the pages say about the run besides the numbers.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// Model name.
-    pub model: String,
-    /// Dataset name.
-    pub dataset: String,
-    /// The run record (run.json), shown in the page.
-    pub record: serde_json::Value,
-}
-
-/// A chart written by the report: file stem, grouping, and what it shows.
-#[derive(Debug, Clone)]
-pub struct ChartFile {
-    /// File stem (`det_race`): `<stem>.png` and `<stem>.svg` exist.
-    pub stem: String,
-    /// Grouping name.
-    pub grouping: String,
-    /// One-line caption.
-    pub caption: String,
-}
+use crate::metrics::{GroupCurves, GroupRate, Threshold};
 
 /// File-name form of a grouping name (`sex×race` → `sex_x_race`).
 pub fn sanitize(name: &str) -> String {
@@ -58,137 +37,20 @@ pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<Chart
     let mut files = Vec::new();
     let ct = chart_threshold(&a.thresholds).copied();
     let cti = ct.and_then(|t| a.thresholds.iter().position(|x| *x == t));
-    let taus: Vec<(String, f64)> = a
-        .thresholds
-        .iter()
-        .map(|t| (format!("FMR {:.0e}", t.target_fmr), t.tau))
-        .collect();
     let on = format!("{} on {}", ctx.model, ctx.dataset);
     for (gi, (g, curves, per_t)) in a.dets.iter().enumerate() {
-        let stem = sanitize(&g.name);
-        let mut add = |kind: &str, caption: String| {
-            files.push(ChartFile {
-                stem: format!("{kind}_{stem}"),
-                grouping: g.name.clone(),
-                caption,
-            })
+        let charts = Charts {
+            dir,
+            on: &on,
+            stem: sanitize(&g.name),
+            g,
         };
-        // 1. DET
-        let det = charts::DetChart {
-            title: format!("DET by {} — {on}", g.name),
-            series: g
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, label)| charts::DetSeries {
-                    group: label.clone(),
-                    curve: crate::metrics::det_points(&curves[i])
-                        .into_iter()
-                        .map(|(_, f, n)| (f, n))
-                        .collect(),
-                    operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
-                })
-                .collect(),
-            thresholds: a
-                .thresholds
-                .iter()
-                .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
-                .collect(),
-        };
-        charts::render_det(&dir.join(format!("det_{stem}")), &det)?;
-        add("det", format!("DET curves by {}: FNMR against FMR, log axes; dots mark each global threshold, joined across groups.", g.name));
-        // 2. FMR and FNMR against the threshold
-        let rates = charts::RatesVsThreshold {
-            title: format!("FMR and FNMR against the threshold, by {} — {on}", g.name),
-            series: g
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, label)| (label.clone(), rate_curve(&curves[i])))
-                .collect(),
-            thresholds: taus.clone(),
-        };
-        charts::render_rates_vs_threshold(&dir.join(format!("rates_{stem}")), &rates)?;
-        add("rates", format!("FMR (solid) and FNMR (dashed) of each {} group against τ; vertical lines at the global thresholds.", g.name));
-        // 6. score distributions
-        let dist = charts::ScoreDistributions {
-            title: format!("Score distributions by {} — {on}", g.name),
-            series: g
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, label)| {
-                    (
-                        label.clone(),
-                        // Mated pairs are far fewer: coarser bins keep the curve readable.
-                        density(&curves[i].mated_tail, 128),
-                        density(&curves[i].nonmated_tail, 512),
-                    )
-                })
-                .collect(),
-            thresholds: taus.clone(),
-        };
-        charts::render_score_distributions(&dir.join(format!("scores_{stem}")), &dist)?;
-        add(
-            "scores",
-            format!(
-                "Genuine (dashed) and impostor (solid) score densities per {} group.",
-                g.name
-            ),
-        );
+        curve_charts(&charts, a, curves, per_t, &mut files)?;
         let (Some(t), Some(ti)) = (ct, cti) else {
             continue;
         };
-        // 3. heatmap
-        let k = g.groups.len();
-        let mut cells = vec![vec![(0u64, 0u64); k]; k];
-        for c in a
-            .cross
-            .iter()
-            .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
-        {
-            let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
-            let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
-            cells[x][y] = (c.false_matches, c.comparisons);
-        }
-        let heat = charts::Heatmap {
-            title: format!(
-                "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {on}",
-                g.name, t.tau, t.target_fmr
-            ),
-            groups: g.groups.clone(),
-            cells,
-            target_fmr: t.target_fmr,
-        };
-        charts::render_heatmap(&dir.join(format!("heatmap_{stem}")), &heat)?;
-        add("heatmap", format!("Cross-group impostor FMR by {} at the global threshold for FMR {:.0e}: grey at or below target, red above.", g.name, t.target_fmr));
-        // 4. dot plot with intervals, faceted by the second attribute
-        let dots = charts::DotPlot { title: format!("FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}) — {on}", g.name, t.tau, t.target_fmr), facets: facets(g, &per_t[ti]) };
-        charts::render_dot_plot(&dir.join(format!("dots_{stem}")), &dots)?;
-        add("dots", format!("Per-group FMR and FNMR by {} at the global threshold for FMR {:.0e}, with 95 % intervals.", g.name, t.target_fmr));
-        // 5. FMR relative to the reference group
         let reference = a.reference.get(gi).copied().unwrap_or(0);
-        let ref_fmr = per_t[ti][reference].fmr;
-        let rel = charts::RelativeFmr {
-            title: format!(
-                "FMR relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
-                g.groups[reference], g.name, t.tau, t.target_fmr
-            ),
-            bars: per_t[ti]
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    (
-                        r.group.clone(),
-                        i,
-                        r.fmr / ref_fmr,
-                        (r.fmr_ci_low / ref_fmr, r.fmr_ci_high / ref_fmr),
-                    )
-                })
-                .collect(),
-        };
-        charts::render_relative_fmr(&dir.join(format!("relative_{stem}")), &rel)?;
-        add("relative", format!("Each {} group's FMR divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the group's own interval divided by the reference's point value.", g.name, g.groups[reference], t.target_fmr));
+        threshold_charts(&charts, a, &t, &per_t[ti], reference, &mut files)?;
     }
     write(
         "index.html",
@@ -199,6 +61,188 @@ pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<Chart
         super::page::summary_md(a, ctx, &files).into_bytes(),
     )?;
     Ok(files)
+}
+
+/// Where and for which grouping the charts of one grouping are drawn.
+struct Charts<'a> {
+    dir: &'a Path,
+    /// `<model> on <dataset>`, the end of every title.
+    on: &'a str,
+    /// File-name form of the grouping name.
+    stem: String,
+    g: &'a Grouping,
+}
+
+impl Charts<'_> {
+    /// The file stem of chart `kind` (`det_race`) and its path without extension.
+    fn path(&self, kind: &str) -> (String, std::path::PathBuf) {
+        let stem = format!("{kind}_{}", self.stem);
+        let path = self.dir.join(&stem);
+        (stem, path)
+    }
+
+    fn file(&self, stem: String, caption: String) -> ChartFile {
+        ChartFile {
+            stem,
+            grouping: self.g.name.clone(),
+            caption,
+        }
+    }
+}
+
+/// The charts over every threshold: DET, rates against τ, score distributions.
+fn curve_charts(
+    c: &Charts,
+    a: &Analysis,
+    curves: &[GroupCurves],
+    per_t: &[Vec<GroupRate>],
+    files: &mut Vec<ChartFile>,
+) -> Result<(), String> {
+    let (g, on) = (c.g, c.on);
+    let taus: Vec<(String, f64)> = a
+        .thresholds
+        .iter()
+        .map(|t| (format!("FMR {:.0e}", t.target_fmr), t.tau))
+        .collect();
+    // 1. DET
+    let det = charts::DetChart {
+        title: format!("DET by {} — {on}", g.name),
+        series: g
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, label)| charts::DetSeries {
+                group: label.clone(),
+                curve: crate::metrics::det_points(&curves[i])
+                    .into_iter()
+                    .map(|(_, f, n)| (f, n))
+                    .collect(),
+                operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
+            })
+            .collect(),
+        thresholds: a
+            .thresholds
+            .iter()
+            .map(|t| format!("τ={:.4} (FMR {:.0e})", t.tau, t.target_fmr))
+            .collect(),
+    };
+    let (stem, path) = c.path("det");
+    charts::render_det(&path, &det)?;
+    files.push(c.file(stem, format!("DET curves by {}: FNMR against FMR, log axes; dots mark each global threshold, joined across groups.", g.name)));
+    // 2. FMR and FNMR against the threshold
+    let rates = charts::RatesVsThreshold {
+        title: format!("FMR and FNMR against the threshold, by {} — {on}", g.name),
+        series: g
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, label)| (label.clone(), rate_curve(&curves[i])))
+            .collect(),
+        thresholds: taus.clone(),
+    };
+    let (stem, path) = c.path("rates");
+    charts::render_rates_vs_threshold(&path, &rates)?;
+    files.push(c.file(stem, format!("FMR (solid) and FNMR (dashed) of each {} group against τ; vertical lines at the global thresholds.", g.name)));
+    // 6. score distributions
+    let dist = charts::ScoreDistributions {
+        title: format!("Score distributions by {} — {on}", g.name),
+        series: g
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                (
+                    label.clone(),
+                    // Mated pairs are far fewer: coarser bins keep the curve readable.
+                    density(&curves[i].mated_tail, 128),
+                    density(&curves[i].nonmated_tail, 512),
+                )
+            })
+            .collect(),
+        thresholds: taus,
+    };
+    let (stem, path) = c.path("scores");
+    charts::render_score_distributions(&path, &dist)?;
+    files.push(c.file(
+        stem,
+        format!(
+            "Genuine (dashed) and impostor (solid) score densities per {} group.",
+            g.name
+        ),
+    ));
+    Ok(())
+}
+
+/// The charts at the chart threshold `t` (rates `rates`): heatmap, dot plot, FMR relative to the
+/// reference group.
+fn threshold_charts(
+    c: &Charts,
+    a: &Analysis,
+    t: &Threshold,
+    rates: &[GroupRate],
+    reference: usize,
+    files: &mut Vec<ChartFile>,
+) -> Result<(), String> {
+    let (g, on) = (c.g, c.on);
+    // 3. heatmap
+    let k = g.groups.len();
+    let mut cells = vec![vec![(0u64, 0u64); k]; k];
+    for c in a
+        .cross
+        .iter()
+        .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
+    {
+        let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
+        let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
+        cells[x][y] = (c.false_matches, c.comparisons);
+    }
+    let heat = charts::Heatmap {
+        title: format!(
+            "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {on}",
+            g.name, t.tau, t.target_fmr
+        ),
+        groups: g.groups.clone(),
+        cells,
+        target_fmr: t.target_fmr,
+    };
+    let (stem, path) = c.path("heatmap");
+    charts::render_heatmap(&path, &heat)?;
+    files.push(c.file(stem, format!("Cross-group impostor FMR by {} at the global threshold for FMR {:.0e}: grey at or below target, red above.", g.name, t.target_fmr)));
+    // 4. dot plot with intervals, faceted by the second attribute
+    let dots = charts::DotPlot {
+        title: format!(
+            "FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}) — {on}",
+            g.name, t.tau, t.target_fmr
+        ),
+        facets: facets(g, rates),
+    };
+    let (stem, path) = c.path("dots");
+    charts::render_dot_plot(&path, &dots)?;
+    files.push(c.file(stem, format!("Per-group FMR and FNMR by {} at the global threshold for FMR {:.0e}, with 95 % intervals.", g.name, t.target_fmr)));
+    // 5. FMR relative to the reference group
+    let ref_fmr = rates[reference].fmr;
+    let rel = charts::RelativeFmr {
+        title: format!(
+            "FMR relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
+            g.groups[reference], g.name, t.tau, t.target_fmr
+        ),
+        bars: rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    r.group.clone(),
+                    i,
+                    r.fmr / ref_fmr,
+                    (r.fmr_ci_low / ref_fmr, r.fmr_ci_high / ref_fmr),
+                )
+            })
+            .collect(),
+    };
+    let (stem, path) = c.path("relative");
+    charts::render_relative_fmr(&path, &rel)?;
+    files.push(c.file(stem, format!("Each {} group's FMR divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the group's own interval divided by the reference's point value.", g.name, g.groups[reference], t.target_fmr)));
+    Ok(())
 }
 
 /// (τ, FMR, FNMR) at every 128th bin edge.

@@ -1,0 +1,116 @@
+//! `facebias merge`: adds the partial comparisons of every shard of one run (`run --shard k/n`) and
+//! writes the full report.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::common::{self, put};
+use crate::cli::MergeArgs;
+use crate::compare::backend::shard_scheme;
+use crate::metrics::{store, Comparisons};
+use crate::report::console::RunOutcome;
+use crate::report::{charts, record};
+
+/// `facebias merge`.
+pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    if args.shards.is_empty() {
+        bail!("give the shard folders to merge (the --out folders of `facebias run --shard k/n`)");
+    }
+    let staging = common::stage(&args.out)?;
+    let first = args.shards[0].as_path();
+    let mut merged: Option<(store::Header, Comparisons)> = None;
+    let mut seen = Vec::new();
+    for dir in &args.shards {
+        let (h, c) = read_shard(dir)?;
+        match &mut merged {
+            None => merged = Some((h.clone(), c)),
+            Some((h0, c0)) => {
+                check_compatible(dir, &h, first, h0)?;
+                store::merge_into(c0, &c).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+            }
+        }
+        if seen.contains(&h.shard[0]) {
+            bail!(
+                "shard {} of {} is given twice ({})",
+                h.shard[0],
+                h.shard[1],
+                dir.display()
+            );
+        }
+        seen.push(h.shard[0]);
+    }
+    let (mut header, comparisons) = merged.expect("at least one shard");
+    let count = header.shard[1];
+    let missing: Vec<usize> = (0..count).filter(|i| !seen.contains(i)).collect();
+    if !missing.is_empty() {
+        bail!("shards {missing:?} of {count} are missing; merge needs every shard folder");
+    }
+    header.shard = [0, 1];
+    common::copy_into(&staging, first, &["samples.csv", "embeddings.npy"])?;
+    put(
+        &staging,
+        "comparisons.bin",
+        &store::to_bytes(&header, &comparisons),
+    )?;
+    let mut record = record::read(first).map_err(|e| anyhow!(e))?;
+    let shards: Vec<&Path> = args.shards.iter().map(|d| d.as_path()).collect();
+    record::set_merged(&mut record, &shards);
+    let analysis = common::finish_report(
+        &staging,
+        &header,
+        &comparisons,
+        None,
+        &args.analysis,
+        &mut record,
+    )?;
+    let out = common::commit(staging, &record)?;
+    Ok(common::outcome(out, &record, analysis))
+}
+
+/// Reads a shard folder's `comparisons.bin`.
+fn read_shard(dir: &Path) -> Result<(store::Header, Comparisons)> {
+    let path = dir.join("comparisons.bin");
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a shard folder?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Refuses a shard (`dir`, header `h`) that cannot be added to the first one (`first`, `h0`): other
+/// inputs, another kernel's pair scheme, or another shard count.
+fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Header) -> Result<()> {
+    if h.fingerprint != h0.fingerprint || h.combos != h0.combos {
+        bail!(
+            "{} comes from a different run (other embeddings or samples) than {}",
+            dir.display(),
+            first.display()
+        );
+    }
+    let (scheme, scheme0) = (shard_scheme(&h.kernel), shard_scheme(&h0.kernel));
+    if scheme != scheme0 {
+        bail!(
+            "{} was computed by {} ({scheme}) but {} by {} ({scheme0}); shards split the pairs by their kernel's scheme, so run every shard with the same --device",
+            dir.display(),
+            h.kernel,
+            first.display(),
+            h0.kernel
+        );
+    }
+    if h.shard[1] != h0.shard[1] {
+        bail!(
+            "{} is shard {} of {}, but {} is of {}",
+            dir.display(),
+            h.shard[0],
+            h.shard[1],
+            first.display(),
+            h0.shard[1]
+        );
+    }
+    Ok(())
+}

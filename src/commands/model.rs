@@ -1,0 +1,158 @@
+//! Resolving `--model` and the spec flags into a model file, its spec and a detector — the first step
+//! of every command that embeds images.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::cli::ModelArgs;
+use crate::embed::spec::{self, ModelSpec, Template};
+
+/// The model, detector and spec a run uses.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// Embedding model file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: String,
+    /// The spec used (catalogue entry with any overrides).
+    pub spec: ModelSpec,
+    /// Detector file.
+    pub detector: PathBuf,
+    /// Detector sha256.
+    pub detector_sha256: String,
+}
+
+/// Resolves `--model` and the spec flags into a model + spec; an unknown model without a spec is an error
+/// that says which flags to give.
+pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
+    let (path, catalogue_spec) =
+        spec::resolve(&args.model, args.models_dir.as_deref()).map_err(|e| anyhow!(e))?;
+    let sha256 = spec::sha256_file(&path)
+        .with_context(|| format!("cannot read model {}", path.display()))?;
+    let mut s = match (&args.spec, catalogue_spec) {
+        (Some(file), _) => read_spec(file)?,
+        (None, Some(s)) => s,
+        (None, None) => custom_spec(args, &path, &sha256)?,
+    };
+    if s.role != "embedding" {
+        bail!(
+            "--model {} is a {} in the catalogue, not an embedding model",
+            args.model,
+            s.role
+        );
+    }
+    apply_overrides(&mut s, args)?;
+    let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
+    let detector_sha256 = spec::sha256_file(&detector)
+        .with_context(|| format!("cannot read detector {}", detector.display()))?;
+    Ok(ResolvedModel {
+        path,
+        sha256,
+        spec: s,
+        detector,
+        detector_sha256,
+    })
+}
+
+/// Reads a `--spec` TOML file (the fields of a `models/models.toml` entry).
+pub fn read_spec(file: &Path) -> Result<ModelSpec> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --spec {}", file.display()))?;
+    toml::from_str::<ModelSpec>(&text).map_err(|e| {
+        anyhow!(
+            "--spec {}: {e}; the fields are those of a models/models.toml entry",
+            file.display()
+        )
+    })
+}
+
+/// The spec of a model outside the catalogue given by flags alone: every preprocessing flag must be
+/// there (they are applied by [`apply_overrides`]), else the error names them.
+fn custom_spec(args: &ModelArgs, path: &Path, sha256: &str) -> Result<ModelSpec> {
+    let complete = args.input_name.is_some()
+        && args.output_name.is_some()
+        && args.input_size.is_some()
+        && args.layout.is_some()
+        && args.color.is_some()
+        && args.pixel_scale.is_some()
+        && args.mean.is_some()
+        && args.std.is_some();
+    if !complete {
+        bail!(
+            "model {} (sha256 {sha256}) is not in the catalogue; describe its preprocessing with --spec FILE.toml, \
+             or all of --input-name --output-name --input-size --layout --color --pixel-scale --mean --std \
+             (and --template; `facebias inspect {}` shows its inputs and outputs)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(ModelSpec {
+        name: "custom".into(),
+        role: "embedding".into(),
+        file: path.display().to_string(),
+        sha256: sha256.to_string(),
+        bytes: 0,
+        input: String::new(),
+        output: String::new(),
+        size: 0,
+        layout: crate::preprocess::tensor::Layout::Nchw,
+        color: crate::preprocess::tensor::ColorOrder::Rgb,
+        pixel_scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        template: Template::Arcface112,
+        dim: 0,
+        license: "unknown".into(),
+        source: "user-supplied".into(),
+    })
+}
+
+/// Applies the preprocessing flags given on the command line to `s`.
+fn apply_overrides(s: &mut ModelSpec, args: &ModelArgs) -> Result<()> {
+    if let Some(v) = &args.input_name {
+        s.input = v.clone();
+    }
+    if let Some(v) = &args.output_name {
+        s.output = v.clone();
+    }
+    if let Some(v) = args.input_size {
+        s.size = v;
+    }
+    if let Some(v) = args.layout {
+        s.layout = v;
+    }
+    if let Some(v) = args.color {
+        s.color = v;
+    }
+    if let Some(v) = args.pixel_scale {
+        s.pixel_scale = v as f64;
+    }
+    if let Some(v) = &args.mean {
+        s.mean = [v[0] as f64, v[1] as f64, v[2] as f64];
+    }
+    if let Some(v) = &args.std {
+        if v.contains(&0.0) {
+            bail!("--std must not contain 0 (got {v:?})");
+        }
+        s.std = [v[0] as f64, v[1] as f64, v[2] as f64];
+    }
+    if let Some(v) = args.template {
+        s.template = v;
+    }
+    if s.size == 0 {
+        bail!("the model spec has no input size; give --input-size");
+    }
+    Ok(())
+}
+
+/// The face detector: `--detector`, else the catalogue's `yunet-dynamic` in the models folder.
+pub fn detector_path(explicit: Option<&Path>, models_dir: Option<&Path>) -> Result<PathBuf> {
+    match explicit {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => bail!("--detector {} does not exist", p.display()),
+        None => Ok(spec::resolve("yunet-dynamic", models_dir)
+            .map_err(|e| anyhow!(e))?
+            .0),
+    }
+}

@@ -1,0 +1,75 @@
+//! `facebias report`: metrics and charts again from a run folder's saved comparisons (no model, no
+//! rescoring), replacing the folder's report.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::common::{self, put};
+use crate::cli::ReportArgs;
+use crate::metrics::bootstrap::BootstrapData;
+use crate::metrics::store;
+use crate::report::console::RunOutcome;
+use crate::report::{charts, record};
+
+/// `facebias report`.
+pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    let dir = &args.run_dir;
+    let path = dir.join("comparisons.bin");
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {}; is {} a facebias run folder?",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let (header, comparisons) =
+        store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if header.shard[1] > 1 {
+        bail!(
+            "{} holds shard {} of {} only; run `facebias merge` over all shard folders first",
+            dir.display(),
+            header.shard[0],
+            header.shard[1]
+        );
+    }
+    common::check_targets(args.target_fmr.as_deref())?;
+    let mut record = record::read(dir).map_err(|e| anyhow!(e))?;
+    if let Some(t) = &args.target_fmr {
+        record["requested_target_fmrs"] = serde_json::json!(t);
+    }
+    let staging = common::stage(dir)?;
+    common::copy_into(
+        &staging,
+        dir,
+        &["samples.csv", "embeddings.npy", "comparisons.bin"],
+    )?;
+    let boot = read_bootstrap(dir)?;
+    if let Some((bytes, _)) = &boot {
+        put(&staging, "bootstrap.bin", bytes)?;
+    }
+    let analysis = common::finish_report(
+        &staging,
+        &header,
+        &comparisons,
+        boot.as_ref().map(|(_, b)| b),
+        &args.analysis,
+        &mut record,
+    )?;
+    let out = common::commit(staging, &record)?;
+    Ok(common::outcome(out, &record, analysis))
+}
+
+/// The run's `bootstrap.bin` (bytes and data), if it has one.
+fn read_bootstrap(dir: &Path) -> Result<Option<(Vec<u8>, BootstrapData)>> {
+    let path = dir.join("bootstrap.bin");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let data = BootstrapData::from_bytes(&bytes)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Ok(Some((bytes, data)))
+        }
+        Err(_) => Ok(None),
+    }
+}

@@ -1,0 +1,386 @@
+//! `facebias run`: manifest → embed → compare → metrics → report, for one model over one dataset.
+//!
+//! Everything that can fail without the long work (runtime, font, output folder, manifest, model,
+//! targets, comparison device, cache) is checked first, in [`prepare`]; then the stages run in order.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::common::{self, put};
+use super::model::{resolve_model, ResolvedModel};
+use crate::cli::RunArgs;
+use crate::compare::backend::Backend;
+use crate::compare::kernel::Shard;
+use crate::compare::{self, MatedScore, ScoreHistogram, BINS};
+use crate::embed::cache::EmbeddingCache;
+use crate::embed::extract::{self, ExtractConfig, ExtractOutput};
+use crate::manifest::adapters::{self, Adapted};
+use crate::manifest::protocol::{self, FoldAccuracy};
+use crate::metrics::bootstrap::BootstrapData;
+use crate::metrics::groups::Partition;
+use crate::metrics::{self, store, Comparisons};
+use crate::report::console::RunOutcome;
+use crate::report::record::{self, RunRecord};
+use crate::report::{self, charts, Staging};
+use crate::runtime::{self, Runtime};
+
+/// Most non-mated pairs the bootstrap keeps in memory (10 bytes each on disk).
+const MAX_BOOTSTRAP_PAIRS: u64 = 50_000_000;
+
+/// What [`prepare`] opened and checked before any long computation.
+struct Prepared {
+    rt: &'static Runtime,
+    staging: Staging,
+    adapted: Adapted,
+    model: ResolvedModel,
+    partition: Partition,
+    cfg: ExtractConfig,
+    device_note: String,
+    backend: Backend,
+    compare_note: String,
+    cache: EmbeddingCache,
+    workers: usize,
+}
+
+/// The comparison stage's output, with the row assignment it used.
+struct Scored {
+    comparisons: Comparisons,
+    mated: Vec<MatedScore>,
+    /// Subject id of every sample.
+    subjects: Vec<u32>,
+    /// Combo and subject of every enrolled row.
+    e_combo: Vec<u16>,
+    e_subject: Vec<u32>,
+    seconds: f64,
+}
+
+/// `facebias run`.
+pub fn run(args: &RunArgs) -> Result<RunOutcome> {
+    let t_total = Instant::now();
+    let mut p = prepare(args)?;
+    let manifest = &p.adapted.manifest;
+    let ex =
+        extract::extract(p.rt, &manifest.samples, &p.cfg, &mut p.cache).map_err(|e| anyhow!(e))?;
+    let skipped = ex.skipped();
+    for (reason, n) in &skipped {
+        eprintln!(
+            "note: {n} of {} images are failures to enrol ({reason}); see samples.csv",
+            manifest.samples.len()
+        );
+    }
+    let (emb, rows) = ex.matrix();
+    let enrolled = rows.iter().flatten().count();
+    if enrolled < 2 {
+        bail!(
+            "only {enrolled} of {} images could be enrolled; nothing to compare (see the notes above)",
+            manifest.samples.len()
+        );
+    }
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let scored = score(&mut p, &emb, ex.dim, &rows, shard)?;
+    let manifest = &p.adapted.manifest;
+
+    let samples_csv = report::samples_csv(manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;
+    let embeddings_npy = report::npy_f32(&emb, enrolled, ex.dim);
+    let header = store::Header {
+        attributes: p.partition.attributes.clone(),
+        combos: p.partition.combos.clone(),
+        shard: [shard.index, shard.count],
+        fingerprint: store::fingerprint(&[&samples_csv, &embeddings_npy]),
+        kernel: p.backend.kernel_name().into(),
+    };
+    put(&p.staging, "samples.csv", &samples_csv)?;
+    put(&p.staging, "embeddings.npy", &embeddings_npy)?;
+    put(
+        &p.staging,
+        "comparisons.bin",
+        &store::to_bytes(&header, &scored.comparisons),
+    )?;
+    let protocol = p.adapted.pairs.as_ref().map(|list| {
+        protocol::accuracy_by_group(list, manifest, |a, b| {
+            let (x, y) = (rows[a]?, rows[b]?);
+            let d = ex.dim;
+            Some(compare::dot(
+                &emb[x * d..(x + 1) * d],
+                &emb[y * d..(y + 1) * d],
+            ))
+        })
+    });
+    if let Some(rows) = &protocol {
+        let csv = report::rows_csv(rows).map_err(|e| anyhow!(e))?;
+        put(&p.staging, "protocol.csv", &csv)?;
+    }
+    let (boot, bootstrap_note) = if shard.count > 1 {
+        let note =
+            "sharded run: intervals need an unsharded run (the bootstrap keeps per-subject pairs)";
+        (None, note.to_string())
+    } else if args.analysis.bootstrap > 0 {
+        bootstrap_pass(&mut p, args, &emb, ex.dim, &scored)?
+    } else {
+        (None, String::new())
+    };
+
+    let mut record = run_record(args, &p, &ex, skipped, scored.seconds, shard)
+        .to_value()
+        .map_err(|e| anyhow!(e))?;
+    record["dataset"]["adapter"] = serde_json::to_value(p.adapted.adapter)?;
+    if let (Some(list), Some(acc)) = (&p.adapted.pairs, &protocol) {
+        record::set_protocol(&mut record, list, acc);
+        print_protocol(list, acc);
+    }
+    let options = common::analysis_options(&args.analysis);
+    record::set_bootstrap_request(&mut record, &options, &bootstrap_note);
+    let images = p.adapted.manifest.samples.len();
+    let outcome = |out, analysis: Option<metrics::analysis::Analysis>| {
+        let a = analysis.map(|a| (a.thresholds, a.rates, a.equity));
+        let (thresholds, rates, equity) = a.unwrap_or_default();
+        RunOutcome {
+            out,
+            thresholds,
+            images,
+            enrolled,
+            rates,
+            equity,
+        }
+    };
+    if shard.count > 1 {
+        // A shard stops here: its partial histograms wait for `facebias merge`.
+        record::set_partial(&mut record, shard.index, shard.count);
+        return Ok(outcome(common::commit(p.staging, &record)?, None));
+    }
+    let analysis = common::finish_report(
+        &p.staging,
+        &header,
+        &scored.comparisons,
+        boot.as_ref(),
+        &args.analysis,
+        &mut record,
+    )?;
+    record::set_timing(&mut record, "total", t_total.elapsed().as_secs_f64());
+    Ok(outcome(common::commit(p.staging, &record)?, Some(analysis)))
+}
+
+/// Fail fast: runtime, font, output folder, manifest, model, targets, comparison device and cache —
+/// before any long computation.
+fn prepare(args: &RunArgs) -> Result<Prepared> {
+    let rt = runtime::load(args.model.ort_lib.as_deref())?;
+    charts::ensure_font().map_err(|e| anyhow!(e))?;
+    let staging = common::stage(&args.out)?;
+    let adapted = adapters::load(
+        &args.dataset,
+        args.adapter,
+        args.attributes.as_deref(),
+        true,
+    )?;
+    for w in &adapted.manifest.warnings {
+        eprintln!("warning: {}", w.message);
+    }
+    let model = resolve_model(&args.model)?;
+    let partition = Partition::new(&adapted.manifest.attributes, &adapted.manifest.samples)
+        .map_err(|e| anyhow!(e))?;
+    common::check_targets(args.target_fmr.as_deref())?;
+    let workers = common::threads(args.exec.threads);
+    let mut cfg = common::extract_config(
+        &model,
+        &args.model,
+        workers,
+        args.exec.batch_size,
+        false,
+        !args.exec.quiet,
+    );
+    let (device, device_note) =
+        runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
+    cfg.device = device;
+    // The comparison device is opened (and its kernels compiled) before the long embedding stage.
+    let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
+    let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;
+    Ok(Prepared {
+        rt,
+        staging,
+        adapted,
+        model,
+        partition,
+        cfg,
+        device_note,
+        backend,
+        compare_note,
+        cache,
+        workers,
+    })
+}
+
+/// The comparison stage: every pair of enrolled rows (of this shard), mated scores binned per combo.
+fn score(
+    p: &mut Prepared,
+    emb: &[f32],
+    dim: usize,
+    rows: &[Option<usize>],
+    shard: Shard,
+) -> Result<Scored> {
+    let t = Instant::now();
+    let subjects = p.adapted.manifest.subject_ids();
+    let enrolled_idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_some()).collect();
+    let combo_of = &p.partition.combo_of;
+    let e_combo: Vec<u16> = enrolled_idx.iter().map(|&i| combo_of[i]).collect();
+    let e_subject: Vec<u32> = enrolled_idx.iter().map(|&i| subjects[i]).collect();
+    let combos = p.partition.combos.len();
+    let pairs = p
+        .backend
+        .all_pairs(emb, dim, &e_combo, &e_subject, combos, shard)?;
+    let mut mated_hist = vec![ScoreHistogram::default(); combos];
+    for m in &pairs.mated {
+        mated_hist[e_combo[m.a] as usize].counts[compare::bin_of(m.score)] += 1;
+    }
+    let enrolled: Vec<bool> = rows.iter().map(Option::is_some).collect();
+    let comparisons = Comparisons::new(
+        combos,
+        combo_of,
+        &subjects,
+        &enrolled,
+        pairs.nonmated,
+        mated_hist,
+    );
+    Ok(Scored {
+        comparisons,
+        mated: pairs.mated,
+        subjects,
+        e_combo,
+        e_subject,
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Second kernel pass for the subject bootstrap: the non-mated pairs at or above the lowest threshold,
+/// saved as `bootstrap.bin`. Returns the data, or none with a note saying why.
+fn bootstrap_pass(
+    p: &mut Prepared,
+    args: &RunArgs,
+    emb: &[f32],
+    dim: usize,
+    s: &Scored,
+) -> Result<(Option<BootstrapData>, String)> {
+    let c = &s.comparisons;
+    let total: u64 = c.nonmated_total.iter().sum();
+    let targets = args
+        .target_fmr
+        .clone()
+        .unwrap_or_else(|| metrics::default_targets(total));
+    let cutoff = metrics::global_thresholds(c, &targets)
+        .iter()
+        .map(|t| t.bin)
+        .min()
+        .unwrap_or(BINS);
+    let high_count: u64 = c
+        .nonmated
+        .cells
+        .iter()
+        .map(|h| h.counts.get(cutoff..).map_or(0, |t| t.iter().sum::<u64>()))
+        .sum();
+    if high_count > MAX_BOOTSTRAP_PAIRS {
+        let note = format!("{high_count} pairs above the lowest threshold exceed the bootstrap's limit of {MAX_BOOTSTRAP_PAIRS}; no intervals");
+        return Ok((None, note));
+    }
+    let combos = p.partition.combos.len();
+    let high = p.backend.high_pairs(
+        emb,
+        dim,
+        &s.e_combo,
+        &s.e_subject,
+        combos,
+        cutoff,
+        high_count,
+    )?;
+    let boot = BootstrapData::assemble(
+        &p.partition.combo_of,
+        &s.subjects,
+        &s.e_subject,
+        &s.mated,
+        &high,
+        cutoff,
+    );
+    put(&p.staging, "bootstrap.bin", &boot.to_bytes())?;
+    Ok((Some(boot), String::new()))
+}
+
+/// The run record as far as the run itself knows it (the metrics stage adds its results).
+fn run_record(
+    args: &RunArgs,
+    p: &Prepared,
+    ex: &ExtractOutput,
+    skipped: BTreeMap<&'static str, usize>,
+    compare_s: f64,
+    shard: Shard,
+) -> RunRecord {
+    let (m, manifest) = (&p.model, &p.adapted.manifest);
+    let mut timings_s = BTreeMap::new();
+    timings_s.insert("extract", ex.timings.wall_s);
+    timings_s.insert("compare", compare_s);
+    RunRecord {
+        schema_version: record::SCHEMA_VERSION,
+        tool: record::ToolRecord::current(),
+        model: record::ModelRecord {
+            path: m.path.display().to_string(),
+            sha256: m.sha256.clone(),
+            spec: m.spec.clone(),
+        },
+        detector: record::DetectorRecord {
+            path: m.detector.display().to_string(),
+            sha256: m.detector_sha256.clone(),
+            config: p.cfg.detector_config,
+        },
+        dataset: record::DatasetRecord {
+            name: args
+                .dataset
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            manifest: manifest.file.display().to_string(),
+            manifest_sha256: manifest.sha256.clone(),
+            images: manifest.samples.len(),
+            subjects: manifest.subject_count(),
+            attributes: manifest.attributes.clone(),
+            warnings: manifest.warnings.clone(),
+        },
+        runtime: record::RuntimeRecord {
+            onnxruntime_version: p.rt.version.clone(),
+            library: p.rt.library.display().to_string(),
+            execution_provider: p.cfg.device.provider(),
+            device_note: p.device_note.clone(),
+            workers: p.workers,
+            intra_op_threads_per_worker: 1,
+            batch_size: args.exec.batch_size,
+        },
+        compare: record::CompareRecord {
+            kernel: p.backend.kernel_name(),
+            device: p.backend.describe(),
+            precision: p.backend.precision().name(),
+            device_note: p.compare_note.clone(),
+            bins: BINS,
+            score: record::CompareRecord::SCORE,
+        },
+        seed: 0,
+        seed_note: RunRecord::SEED_NOTE,
+        requested_target_fmrs: args.target_fmr.clone(),
+        target_fmrs: Vec::new(),
+        thresholds: Vec::new(),
+        calibration_population: RunRecord::CALIBRATION,
+        skipped,
+        files: Vec::new(),
+        execution: record::ExecutionRecord {
+            timings_s,
+            extract: ex.timings.clone(),
+            cache_file: p.cache.path().map(|p| p.display().to_string()),
+            cache_hits: ex.cache_hits,
+            shard: [shard.index, shard.count],
+        },
+    }
+}
+
+/// Prints the dataset protocol's overall k-fold accuracy.
+fn print_protocol(list: &protocol::PairList, acc: &[FoldAccuracy]) {
+    if let Some(a) = acc.first() {
+        eprintln!("note: {} protocol: {} pairs, {}-fold accuracy {:.4} ± {:.4} ({} pairs of the list are not in the dataset)", list.name, a.pairs, a.folds, a.accuracy, a.std, list.missing);
+    }
+}

@@ -1,5 +1,5 @@
 //! Command-line interface (clap derive). Raw arguments are turned into validated configurations by
-//! [`crate::pipeline`]; this module only declares and documents them.
+//! [`crate::commands`]; this module only declares and documents them.
 
 use std::path::PathBuf;
 

@@ -123,6 +123,20 @@ pub fn copy_into(staging: &Staging, from: &Path, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Reads `dir/comparisons.bin`; `what` names the folder expected there (`shard folder`, `facebias run
+/// folder`) for the error when it is missing.
+pub fn read_comparisons(dir: &Path, what: &str) -> Result<(store::Header, Comparisons)> {
+    let path = dir.join("comparisons.bin");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        anyhow!(
+            "cannot read {}; is {} a {what}?: {e}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
 /// Metrics and report files from saved comparisons, into `staging`; fills the result fields of the
 /// run record (`target_fmrs`, `thresholds`, counts, `files`, timings).
 pub fn finish_report(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::common::{self, put};
 use crate::cli::MergeArgs;
@@ -23,7 +23,7 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
     let mut merged: Option<(store::Header, Comparisons)> = None;
     let mut seen = Vec::new();
     for dir in &args.shards {
-        let (h, c) = read_shard(dir)?;
+        let (h, c) = common::read_comparisons(dir, "shard folder")?;
         match &mut merged {
             None => merged = Some((h.clone(), c)),
             Some((h0, c0)) => {
@@ -67,19 +67,6 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
     )?;
     let out = common::commit(staging, &record)?;
     Ok(common::outcome(out, &record, analysis))
-}
-
-/// Reads a shard folder's `comparisons.bin`.
-fn read_shard(dir: &Path) -> Result<(store::Header, Comparisons)> {
-    let path = dir.join("comparisons.bin");
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read {} (is {} a shard folder?)",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Refuses a shard (`dir`, header `h`) that cannot be added to the first one (`first`, `h0`): other

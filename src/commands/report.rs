@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::common::{self, put};
 use crate::cli::ReportArgs;
 use crate::metrics::bootstrap::BootstrapData;
-use crate::metrics::store;
 use crate::report::console::RunOutcome;
 use crate::report::{charts, record};
 
@@ -16,16 +15,7 @@ use crate::report::{charts, record};
 pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
     charts::ensure_font().map_err(|e| anyhow!(e))?;
     let dir = &args.run_dir;
-    let path = dir.join("comparisons.bin");
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read {}; is {} a facebias run folder?",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    let (header, comparisons) =
-        store::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let (header, comparisons) = common::read_comparisons(dir, "facebias run folder")?;
     if header.shard[1] > 1 {
         bail!(
             "{} holds shard {} of {} only; run `facebias merge` over all shard folders first",

@@ -1,7 +1,7 @@
 //! `facebias run`: manifest → embed → compare → metrics → report, for one model over one dataset.
 //!
 //! Everything that can fail without the long work (runtime, font, output folder, manifest, model,
-//! targets, comparison device, cache) is checked first, in [`prepare`]; then the stages run in order.
+//! targets, comparison device, cache) is checked first (`prepare`); then the stages run in order.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -1,8 +1,10 @@
 //! Report: exporters from results to files. Each exporter is a pure function from plain result data
-//! to bytes (so it can be snapshot-tested); [`write_all`] writes them into a fresh folder.
+//! to bytes (so it can be snapshot-tested); [`render::write_report`] writes the metrics' files into a
+//! [`Staging`] folder, which replaces `--out` only when complete.
 //!
-//! Files: `samples.csv`, `embeddings.npy`, `groups.csv`, `cross_fmr.csv`, `equity.csv`,
-//! `run.json`, and the charts of [`charts`].
+//! Files: `samples.csv`, `embeddings.npy` (here), `groups.csv`, `cross_fmr.csv`, `equity.csv`,
+//! `policies.csv` and the charts of [`charts`] ([`render`]), `index.html` and `summary.md` ([`page`]),
+//! `run.json` ([`record`]); what the terminal shows is in [`console`].
 
 pub mod charts;
 pub mod console;

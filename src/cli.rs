@@ -79,11 +79,11 @@ pub struct ModelArgs {
     /// Override: factor applied to 0..255 pixels before the mean (e.g. 0.00392157 for x/255).
     #[arg(long)]
     pub pixel_scale: Option<f32>,
-    /// Override: per-channel mean, three comma-separated values.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    /// Override: per-channel mean, three comma-separated values (`--mean 127.5,127.5,127.5`).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub mean: Option<Vec<f32>>,
-    /// Override: per-channel std, three comma-separated values.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    /// Override: per-channel std, three comma-separated values (`--std 128,128,128`).
+    #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
     /// Override: alignment template.
     #[arg(long, value_enum)]
@@ -232,9 +232,39 @@ pub struct ReportArgs {
     /// Target FMRs for the global thresholds [default: those of the run].
     #[arg(long, value_delimiter = ',')]
     pub target_fmr: Option<Vec<f64>>,
-    /// Metric and uncertainty settings.
-    #[command(flatten)]
-    pub analysis: AnalysisArgs,
+    /// α, the weight of FMR against FNMR in FDR, inequity rate and GARBE [default: the run's].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Subject-bootstrap replicates for the 95 % intervals (0: none) [default: the run's].
+    #[arg(long)]
+    pub bootstrap: Option<usize>,
+    /// Seed of the bootstrap's random draws [default: the run's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Reference group for the `reference` policy and the relative charts [default: the run's].
+    #[arg(long)]
+    pub reference_group: Option<String>,
+}
+
+impl ReportArgs {
+    /// The metric settings: each flag given, else the run's own (its run.json `bootstrap` block), else
+    /// the defaults.
+    pub fn analysis(&self, record: &serde_json::Value) -> AnalysisArgs {
+        let b = &record["bootstrap"];
+        let d = AnalysisArgs::default();
+        AnalysisArgs {
+            alpha: self.alpha.or(b["alpha"].as_f64()).unwrap_or(d.alpha),
+            bootstrap: self
+                .bootstrap
+                .or(b["replicates"].as_u64().map(|v| v as usize))
+                .unwrap_or(d.bootstrap),
+            seed: self.seed.or(b["seed"].as_u64()).unwrap_or(d.seed),
+            reference_group: self
+                .reference_group
+                .clone()
+                .or(b["reference_group"].as_str().map(String::from)),
+        }
+    }
 }
 
 /// Summary-metric weight and confidence intervals.

@@ -323,3 +323,59 @@ fn cuda_without_a_gpu_runtime_says_what_to_install_and_auto_falls_back() {
         .failure();
     assert!(stderr_of(&bad).contains("cuda:N"));
 }
+
+#[test]
+fn mistyped_dataset_path_says_it_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--dataset",
+            "../shared/datasets/bfww",
+            "--out",
+        ])
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("../shared/datasets/bfww") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_readme_form_of_mean_and_std_is_accepted_and_a_wrong_count_is_named() {
+    // README: `--mean a,b,c --std a,b,c`. The catalogue model with its own values given by hand runs;
+    // two values instead of three is refused naming the flag.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--bootstrap",
+            "0",
+            "--mean",
+            "0.485,0.456,0.406",
+        ])
+        .args(["--std", "0.229,0.224,0.225", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("ok"))
+        .assert()
+        .success();
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--mean", "0.5,0.5", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("--mean takes three comma-separated values") && err.contains("got 2"),
+        "{err}"
+    );
+}

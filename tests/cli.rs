@@ -536,6 +536,112 @@ fn summary_metrics_agree_with_numpy_and_intervals_are_present() {
 }
 
 #[test]
+fn a_tie_between_two_groups_is_not_called_a_direction() {
+    // Split BFW subjects of the same demographic groups alternately into arms `a` and `b`: the two arms
+    // differ by chance only, so the named-pair interval of a/b (or b/a) must include 1 and the finding
+    // must say the direction is not established, while max/min's own interval is ≥ 1 by construction.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 6, 5);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut subjects: Vec<String> = Vec::new();
+    let mut out = vec!["path,subject,arm".to_string()];
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        if !subjects.iter().any(|s| s == cols[1]) {
+            subjects.push(cols[1].to_string());
+        }
+        let i = subjects.iter().position(|s| s == cols[1]).unwrap();
+        out.push(format!("{},{},{}", cols[0], cols[1], ["a", "b"][i % 2]));
+    }
+    let arms = dir.path().join("arms.csv");
+    std::fs::write(&arms, out.join("\n") + "\n").unwrap();
+    let run = dir.path().join("run");
+    facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--bootstrap",
+            "200",
+            "--target-fmr",
+            "0.05",
+        ])
+        .arg("--dataset")
+        .arg(&arms)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    let rows = read_csv(&run.join("equity.csv"));
+    let mm: Vec<_> = rows.iter().filter(|r| r["metric"] == "max_min").collect();
+    assert_eq!(mm.len(), 2);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    let mut spanning = 0;
+    for r in mm {
+        let (lo, hi): (f64, f64) = (
+            r["pair_ci_low"].parse().unwrap(),
+            r["pair_ci_high"].parse().unwrap(),
+        );
+        let (mlo, value): (f64, f64) = (r["ci_low"].parse().unwrap(), r["value"].parse().unwrap());
+        assert!(
+            mlo >= 1.0 && value >= 1.0,
+            "max/min is ≥ 1 by construction: {r:?}"
+        );
+        let line = summary
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "- By arm: {}'s {}",
+                    r["group_high"],
+                    r["rate"].to_uppercase()
+                ))
+            })
+            .unwrap_or_else(|| panic!("no finding for {r:?} in {summary}"));
+        if lo <= 1.0 {
+            spanning += 1;
+            assert!(line.contains("includes 1, so which of the two"), "{line}");
+        } else {
+            assert!(!line.contains("includes 1"), "{line}");
+        }
+        assert!(lo <= hi);
+    }
+    assert!(
+        spanning >= 1,
+        "two arms of the same people differ by chance only: {summary}"
+    );
+}
+
+#[test]
+fn reference_group_naming_no_group_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let out = facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--reference-group",
+            "martian",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--reference-group martian names no group")
+            && err.contains("race: asian, black, indian, white"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("failures to enrol"),
+        "refused before embedding: {err}"
+    );
+    assert!(!dir.path().join("run").exists());
+}
+
+#[test]
 fn html_report_loads_in_headless_chromium_with_every_image() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = bfw_subset(dir.path(), 3, 4);
@@ -562,7 +668,7 @@ fn html_report_loads_in_headless_chromium_with_every_image() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(expected, 3 * 6, "6 charts for each of sex, race, sex×race");
+    assert_eq!(expected, 3 * 7, "7 charts for each of sex, race, sex×race");
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|c| {

@@ -145,7 +145,7 @@ fn lfw_view2_ten_fold_accuracy_reproduces_the_published_figure() {
             "--bootstrap",
             "0",
             "--attributes",
-            "sex",
+            "sex,race",
             "--target-fmr",
             "0.001",
             "--dataset",
@@ -170,4 +170,86 @@ fn lfw_view2_ten_fold_accuracy_reproduces_the_published_figure() {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["protocol"]["pairs"], 6000);
+    // The findings carry the protocol accuracy.
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("own pair protocol `pairs` (6000 pairs")
+            && summary.contains("accuracy is 0.99"),
+        "{summary}"
+    );
+    // LFW race has groups with a single comparison (`other`: 1 non-mated comparison, 0 false matches):
+    // they are insufficient data, never in a ratio, listed with their counts.
+    let groups = read_csv(&out.join("groups.csv"));
+    let other = groups
+        .iter()
+        .find(|r| r["attribute"] == "race" && r["group"] == "other")
+        .unwrap();
+    assert_eq!(
+        (
+            other["nonmated_comparisons"].as_str(),
+            other["fmr_evidence"].as_str()
+        ),
+        ("1", "insufficient")
+    );
+    assert!(
+        summary.contains("race other (1 non-mated comparisons)"),
+        "{summary}"
+    );
+    let insufficient = |attr: &str, group: &str, rate: &str| {
+        groups.iter().any(|r| {
+            r["attribute"] == attr
+                && r["group"] == group
+                && r[&format!("{rate}_evidence")] == "insufficient"
+        })
+    };
+    for e in read_csv(&out.join("equity.csv"))
+        .iter()
+        .filter(|e| e["metric"] == "max_min" && !e["group_high"].is_empty())
+    {
+        for g in [&e["group_high"], &e["group_low"]] {
+            assert!(
+                !insufficient(&e["attribute"], g, &e["rate"]),
+                "a ratio names a group without enough data: {e:?}"
+            );
+        }
+        // A lower bound is only ever ≥ 1 and built on an upper bound ≤ the target.
+        let v: f64 = e["value"].parse().unwrap();
+        assert!(v >= 1.0, "{e:?}");
+    }
+    for line in summary.lines().filter(|l| l.starts_with("- By ")) {
+        for bad in ["other's", "pacificislander,caucasian's"] {
+            assert!(
+                !line.contains(bad),
+                "finding from an insufficient group: {line}"
+            );
+        }
+    }
+    // No rule-of-three bound above 1 anywhere.
+    for r in &groups {
+        let ub: f64 = r["fmr_upper95"].parse().unwrap_or(f64::NAN);
+        assert!(ub.is_nan() || ub <= 1.0, "{r:?}");
+    }
+}
+
+#[test]
+fn datasets_lowest_fmr_is_never_above_one() {
+    // LFW race `other` has 1 non-mated comparison: 10 expected false matches need more than 10.
+    let dir = tempfile::tempdir().unwrap();
+    let out = facebias(dir.path())
+        .args(["datasets", "--json", "--attributes", "sex,race"])
+        .arg(shared().join("datasets/lfw"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    let other = groups
+        .iter()
+        .find(|g| g["attribute"] == "race" && g["group"] == "other")
+        .unwrap();
+    assert_eq!(other["nonmated_comparisons"], 1);
+    assert!(other["lowest_fmr"].is_null(), "{other}");
+    assert!(groups
+        .iter()
+        .all(|g| g["lowest_fmr"].as_f64().is_none_or(|x| x < 1.0)));
 }

@@ -147,6 +147,13 @@ pub fn finish_report(
     opts: &AnalysisArgs,
     record: &mut serde_json::Value,
 ) -> Result<Analysis> {
+    let partition = crate::metrics::groups::Partition {
+        attributes: header.attributes.clone(),
+        combos: header.combos.clone(),
+        combo_of: Vec::new(),
+    };
+    crate::metrics::groups::check_reference(&partition, opts.reference_group.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let t_metrics = Instant::now();
     let requested = record::requested_targets(record);
     let options = analysis_options(opts);

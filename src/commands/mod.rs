@@ -33,8 +33,9 @@ pub fn execute(command: &Command) -> Result<()> {
         Command::Demo(a) => demo::demo(a).map(|o| {
             console::print_run_summary(&o);
             println!(
-                "demo report written to {} (open the det_*.png and heatmap_*.png charts there)",
-                o.out.display()
+                "demo report written to {}: open {} in a browser (findings, tables and every chart in one page)",
+                o.out.display(),
+                o.out.join("index.html").display()
             );
         }),
         Command::Embed(a) => embed::embed(a).map(|_| ()),

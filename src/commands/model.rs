@@ -128,6 +128,11 @@ fn apply_overrides(s: &mut ModelSpec, args: &ModelArgs) -> Result<()> {
     if let Some(v) = args.pixel_scale {
         s.pixel_scale = v as f64;
     }
+    for (flag, v) in [("--mean", &args.mean), ("--std", &args.std)] {
+        if let Some(v) = v.as_ref().filter(|v| v.len() != 3) {
+            bail!("{flag} takes three comma-separated values, one per channel (e.g. {flag} 127.5,127.5,127.5); got {} ({v:?})", v.len());
+        }
+    }
     if let Some(v) = &args.mean {
         s.mean = [v[0] as f64, v[1] as f64, v[2] as f64];
     }

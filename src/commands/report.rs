@@ -26,6 +26,7 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
     }
     common::check_targets(args.target_fmr.as_deref())?;
     let mut record = record::read(dir).map_err(|e| anyhow!(e))?;
+    let analysis_args = args.analysis(&record);
     if let Some(t) = &args.target_fmr {
         record["requested_target_fmrs"] = serde_json::json!(t);
     }
@@ -44,7 +45,7 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
         &header,
         &comparisons,
         boot.as_ref().map(|(_, b)| b),
-        &args.analysis,
+        &analysis_args,
         &mut record,
     )?;
     let out = common::commit(staging, &record)?;

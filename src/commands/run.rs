@@ -181,6 +181,8 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     let partition = Partition::new(&adapted.manifest.attributes, &adapted.manifest.samples)
         .map_err(|e| anyhow!(e))?;
     common::check_targets(args.target_fmr.as_deref())?;
+    crate::metrics::groups::check_reference(&partition, args.analysis.reference_group.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let workers = common::threads(args.exec.threads);
     let mut cfg = common::extract_config(
         &model,
@@ -360,7 +362,7 @@ fn run_record(
             bins: BINS,
             score: record::CompareRecord::SCORE,
         },
-        seed: 0,
+        seed: args.analysis.seed,
         seed_note: RunRecord::SEED_NOTE,
         requested_target_fmrs: args.target_fmr.clone(),
         target_fmrs: Vec::new(),

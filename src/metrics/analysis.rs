@@ -34,6 +34,9 @@ pub struct Analysis {
     /// Per grouping, the index of its reference group (`--reference-group`, else the lowest FMR at the
     /// chart threshold).
     pub reference: Vec<usize>,
+    /// Every group's FMR and FNMR relative to its grouping's reference group, per threshold, with
+    /// named-pair bootstrap intervals (`relative.csv`, the relative charts).
+    pub relative: Vec<RelativeRate>,
     /// Per grouping: curves and per-threshold rates (for the charts).
     pub dets: Vec<(
         groups::Grouping,
@@ -70,6 +73,7 @@ pub fn analyse(
         bootstrap_note: String::new(),
         policies: Vec::new(),
         reference: Vec::new(),
+        relative: Vec::new(),
         dets: Vec::new(),
     };
     for g in &gs {
@@ -83,6 +87,32 @@ pub fn analyse(
         a.cross.extend(super::cross_rates(c, g, &a.thresholds));
         a.dets.push((g.clone(), curves, per_threshold));
     }
+    // Each grouping's reference group: `--reference-group`, else the lowest FMR (with false matches and
+    // enough comparisons) at the chart threshold; the threshold policies side by side.
+    if let Some(ct) = chart_threshold(&a.thresholds).copied() {
+        let cti = a.thresholds.iter().position(|t| *t == ct).unwrap_or(0);
+        for (g, curves, per_t) in &a.dets {
+            let by_flag = opts
+                .reference_group
+                .as_ref()
+                .and_then(|r| g.groups.iter().position(|x| x == r));
+            let lowest = per_t[cti]
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.fmr.is_finite() && r.false_matches > 0 && r.fmr_evidence.sufficient()
+                })
+                .min_by(|x, y| x.1.fmr.total_cmp(&y.1.fmr))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            let reference = by_flag.unwrap_or(lowest);
+            a.reference.push(reference);
+            for t in &a.thresholds {
+                a.policies.extend(super::policies(g, curves, t, reference));
+            }
+        }
+    }
+    a.relative = relative_rates(&a);
     // Subject bootstrap: per replicate, every group's rates and every summary metric.
     match boot {
         _ if opts.bootstrap == 0 => a.bootstrap_note = "no intervals (--bootstrap 0)".into(),
@@ -103,28 +133,6 @@ pub fn analyse(
     for (_, _, per_t) in &a.dets {
         per_t.iter().for_each(|r| a.rates.extend(r.iter().cloned()));
     }
-    // Threshold policies side by side, with each grouping's reference group.
-    if let Some(ct) = chart_threshold(&a.thresholds).copied() {
-        let cti = a.thresholds.iter().position(|t| *t == ct).unwrap_or(0);
-        for (g, curves, per_t) in &a.dets {
-            let by_flag = opts
-                .reference_group
-                .as_ref()
-                .and_then(|r| g.groups.iter().position(|x| x == r));
-            let lowest = per_t[cti]
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.fmr.is_finite() && r.false_matches > 0)
-                .min_by(|x, y| x.1.fmr.total_cmp(&y.1.fmr))
-                .map(|(i, _)| i)
-                .unwrap_or(0);
-            let reference = by_flag.unwrap_or(lowest);
-            a.reference.push(reference);
-            for t in &a.thresholds {
-                a.policies.extend(super::policies(g, curves, t, reference));
-            }
-        }
-    }
     a
 }
 
@@ -143,10 +151,114 @@ pub fn chart_threshold(thresholds: &[Threshold]) -> Option<&Threshold> {
         .or(thresholds.first())
 }
 
-/// Replicate values of one group's (FMR, FNMR).
-type RateSamples = (Vec<f64>, Vec<f64>);
+/// One group's FMR and FNMR divided by those of its grouping's reference group at one threshold (one
+/// row of `relative.csv`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RelativeRate {
+    /// Grouping name.
+    pub attribute: String,
+    /// The reference group (the denominator).
+    pub reference_group: String,
+    /// Group.
+    pub group: String,
+    /// Target FMR.
+    pub target_fmr: f64,
+    /// τ.
+    pub threshold: f64,
+    /// FMR / the reference's FMR (the reference's rate replaced by 3/n when it has no false match;
+    /// exactly 1 for the reference itself).
+    pub fmr_ratio: f64,
+    /// 95 % subject-bootstrap interval of that ratio for this named pair (NaN without a bootstrap).
+    pub fmr_ratio_ci_low: f64,
+    /// Upper end of that interval.
+    pub fmr_ratio_ci_high: f64,
+    /// FNMR / the reference's FNMR (likewise).
+    pub fnmr_ratio: f64,
+    /// 95 % subject-bootstrap interval of that ratio.
+    pub fnmr_ratio_ci_low: f64,
+    /// Upper end of that interval.
+    pub fnmr_ratio_ci_high: f64,
+    /// Whether both groups have enough comparisons for the FMR ratio to be read (see `evidence`).
+    pub fmr_sufficient: bool,
+    /// Whether both groups have enough mated comparisons for the FNMR ratio to be read.
+    pub fnmr_sufficient: bool,
+}
 
-/// Fills the interval fields of `a` from `opts.bootstrap` replicates.
+/// errors / n, with a zero count replaced by its rule-of-three bound 3/n (NaN when n = 0): the form a
+/// rate takes in the denominator of a ratio.
+fn bounded_rate(errors: f64, n: f64) -> f64 {
+    if n <= 0.0 {
+        f64::NAN
+    } else if errors == 0.0 {
+        3.0 / n
+    } else {
+        errors / n
+    }
+}
+
+/// Ratio of a numerator rate (observed) to a denominator rate (bounded when zero).
+fn pair_ratio(num: (f64, f64), den: (f64, f64)) -> f64 {
+    let top = if num.1 > 0.0 { num.0 / num.1 } else { f64::NAN };
+    top / bounded_rate(den.0, den.1)
+}
+
+/// The point values of every relative rate (intervals filled by the bootstrap).
+fn relative_rates(a: &Analysis) -> Vec<RelativeRate> {
+    let mut out = Vec::new();
+    for ((g, _, per_t), &reference) in a.dets.iter().zip(&a.reference) {
+        for rates in per_t {
+            let r0 = &rates[reference];
+            for (k, r) in rates.iter().enumerate() {
+                let own = k == reference;
+                out.push(RelativeRate {
+                    attribute: g.name.clone(),
+                    reference_group: r0.group.clone(),
+                    group: r.group.clone(),
+                    target_fmr: r.target_fmr,
+                    threshold: r.threshold,
+                    fmr_ratio: if own {
+                        1.0
+                    } else {
+                        pair_ratio(
+                            (r.false_matches as f64, r.nonmated_comparisons as f64),
+                            (r0.false_matches as f64, r0.nonmated_comparisons as f64),
+                        )
+                    },
+                    fmr_ratio_ci_low: f64::NAN,
+                    fmr_ratio_ci_high: f64::NAN,
+                    fnmr_ratio: if own {
+                        1.0
+                    } else {
+                        pair_ratio(
+                            (r.false_non_matches as f64, r.mated_comparisons as f64),
+                            (r0.false_non_matches as f64, r0.mated_comparisons as f64),
+                        )
+                    },
+                    fnmr_ratio_ci_low: f64::NAN,
+                    fnmr_ratio_ci_high: f64::NAN,
+                    fmr_sufficient: r.fmr_evidence.sufficient() && r0.fmr_evidence.sufficient(),
+                    fnmr_sufficient: r.fnmr_evidence.sufficient() && r0.fnmr_evidence.sufficient(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Per replicate, one group's weighted (false matches, non-mated, false non-matches, mated).
+type Counts = [f64; 4];
+
+/// 2.5 and 97.5 percentiles of the replicate values `f(r)`.
+fn interval(replicates: usize, f: impl Fn(usize) -> f64) -> (f64, f64) {
+    let v: Vec<f64> = (0..replicates).map(f).collect();
+    (
+        bootstrap::percentile(&v, 2.5),
+        bootstrap::percentile(&v, 97.5),
+    )
+}
+
+/// Fills the interval fields of `a` from `opts.bootstrap` replicates: every group's rates, every
+/// summary metric, the named pair of each max/min, and every ratio to the reference group.
 fn bootstrap_intervals(
     a: &mut Analysis,
     gs: &[groups::Grouping],
@@ -155,12 +267,12 @@ fn bootstrap_intervals(
     combos: usize,
     opts: &Options,
 ) {
-    use bootstrap::{draw_weights, percentile, SplitMix64};
+    use bootstrap::{draw_weights, SplitMix64};
     let nt = a.thresholds.len();
-    // samples[g][t][group] = (fmr values, fnmr values); metric_samples[g][t][metric] = values
-    let mut samples: Vec<Vec<Vec<RateSamples>>> = gs
+    // counts[g][t][group][replicate]; metric_samples[g][t][metric][replicate]
+    let mut counts: Vec<Vec<Vec<Vec<Counts>>>> = gs
         .iter()
-        .map(|g| vec![vec![(Vec::new(), Vec::new()); g.groups.len()]; nt])
+        .map(|g| vec![vec![Vec::with_capacity(opts.bootstrap); g.groups.len()]; nt])
         .collect();
     let mut metric_samples: Vec<Vec<Vec<Vec<f64>>>> =
         gs.iter().map(|_| vec![vec![Vec::new(); 7]; nt]).collect();
@@ -170,50 +282,98 @@ fn bootstrap_intervals(
         let wc = prep.weighted(&w);
         for (gi, g) in gs.iter().enumerate() {
             for ti in 0..nt {
-                let counts = prep.group_counts(&wc, g, ti);
-                let mut fmr_items = Vec::with_capacity(counts.len());
-                let mut fnmr_items = Vec::with_capacity(counts.len());
-                for (k, cnt) in counts.iter().enumerate() {
-                    let s = &mut samples[gi][ti][k];
-                    s.0.push(cnt[0] / cnt[1]);
-                    s.1.push(cnt[2] / cnt[3]);
-                    fmr_items.push(equity::Item {
-                        group: g.groups[k].clone(),
-                        errors: cnt[0],
-                        n: cnt[1],
-                    });
-                    fnmr_items.push(equity::Item {
-                        group: g.groups[k].clone(),
-                        errors: cnt[2],
-                        n: cnt[3],
-                    });
-                }
+                let observed = &a.dets[gi].2[ti];
+                let cnt = prep.group_counts(&wc, g, ti);
+                let item = |k: usize, e: f64, n: f64, eligible: bool| equity::Item {
+                    group: g.groups[k].clone(),
+                    errors: e,
+                    n,
+                    eligible,
+                };
+                let fmr_items: Vec<_> = (0..cnt.len())
+                    .map(|k| {
+                        item(
+                            k,
+                            cnt[k][0],
+                            cnt[k][1],
+                            observed[k].fmr_evidence.sufficient(),
+                        )
+                    })
+                    .collect();
+                let fnmr_items: Vec<_> = (0..cnt.len())
+                    .map(|k| {
+                        item(
+                            k,
+                            cnt[k][2],
+                            cnt[k][3],
+                            observed[k].fnmr_evidence.sufficient(),
+                        )
+                    })
+                    .collect();
                 for (m, (_, _, v)) in equity::all(&fmr_items, &fnmr_items, opts.alpha)
                     .into_iter()
                     .enumerate()
                 {
                     metric_samples[gi][ti][m].push(v.value);
                 }
+                for (k, c) in cnt.into_iter().enumerate() {
+                    counts[gi][ti][k].push(c);
+                }
             }
         }
     }
+    let reps = opts.bootstrap;
+    let rate = |c: &[Counts], e: usize, r: usize| c[r][e] / c[r][e + 1];
     for (gi, (_, _, per_t)) in a.dets.iter_mut().enumerate() {
         for (ti, rates) in per_t.iter_mut().enumerate() {
             for (k, r) in rates.iter_mut().enumerate() {
-                let (f, n) = &samples[gi][ti][k];
-                r.fmr_ci_low = percentile(f, 2.5);
-                r.fmr_ci_high = percentile(f, 97.5);
-                r.fnmr_ci_low = percentile(n, 2.5);
-                r.fnmr_ci_high = percentile(n, 97.5);
+                let c = &counts[gi][ti][k];
+                (r.fmr_ci_low, r.fmr_ci_high) = interval(reps, |i| rate(c, 0, i));
+                (r.fnmr_ci_low, r.fnmr_ci_high) = interval(reps, |i| rate(c, 2, i));
             }
         }
     }
+    // The ratio of two named groups' rates (`e` = 0 for FMR, 2 for FNMR) in every replicate.
+    let pair = |gi: usize, ti: usize, hi: usize, lo: usize, e: usize| {
+        let (h, l) = (&counts[gi][ti][hi], &counts[gi][ti][lo]);
+        interval(reps, |r| {
+            pair_ratio((h[r][e], h[r][e + 1]), (l[r][e], l[r][e + 1]))
+        })
+    };
     // equity rows are in (grouping, threshold, metric) order.
     for (idx, row) in a.equity.iter_mut().enumerate() {
         let (gi, rest) = (idx / (nt * 7), idx % (nt * 7));
         let (ti, m) = (rest / 7, rest % 7);
         let v = &metric_samples[gi][ti][m];
-        row.ci_low = percentile(v, 2.5);
-        row.ci_high = percentile(v, 97.5);
+        row.ci_low = bootstrap::percentile(v, 2.5);
+        row.ci_high = bootstrap::percentile(v, 97.5);
+        let groups = &gs[gi].groups;
+        let at = |name: &str| groups.iter().position(|x| x == name);
+        if let (true, Some(hi), Some(lo)) = (
+            row.metric == "max_min",
+            at(&row.group_high),
+            at(&row.group_low),
+        ) {
+            let e = if row.rate == "fmr" { 0 } else { 2 };
+            (row.pair_ci_low, row.pair_ci_high) = pair(gi, ti, hi, lo, e);
+        }
+    }
+    // relative rows are in (grouping, threshold, group) order.
+    let mut rows = a.relative.iter_mut();
+    for (gi, g) in gs.iter().enumerate() {
+        let reference = a.reference.get(gi).copied().unwrap_or(0);
+        for ti in 0..nt {
+            for k in 0..g.groups.len() {
+                let Some(row) = rows.next() else { return };
+                if k == reference {
+                    // The reference against itself: exactly 1 in every replicate.
+                    (row.fmr_ratio_ci_low, row.fmr_ratio_ci_high) = (1.0, 1.0);
+                    (row.fnmr_ratio_ci_low, row.fnmr_ratio_ci_high) = (1.0, 1.0);
+                    continue;
+                }
+                (row.fmr_ratio_ci_low, row.fmr_ratio_ci_high) = pair(gi, ti, k, reference, 0);
+                (row.fnmr_ratio_ci_low, row.fnmr_ratio_ci_high) = pair(gi, ti, k, reference, 2);
+            }
+        }
     }
 }

@@ -8,10 +8,17 @@
 //! - `garbe` (Howard et al. 2022): α·Gini(FMR) + (1−α)·Gini(FNMR), with
 //!   Gini(x) = n/(n−1) · Σ_i Σ_j |x_i − x_j| / (2 n² mean(x)).
 //!
+//! Evidence rule: only groups marked [`Item::eligible`] (enough comparisons, see [`super::evidence`])
+//! enter a metric; the others are named in the note as "insufficient data" with their counts. Fewer
+//! than two eligible groups leaves the metric undefined.
+//!
 //! Zero-count rule: a ratio cannot use a rate of 0. A group with no error out of n comparisons gets the
-//! rule-of-three 95 % upper bound 3/n instead; a ratio computed with such a bound in it is reported as a
-//! [`Bound::LowerBound`] with the group named in the note. Differences and Gini use the observed rates.
-//! Groups with no comparison are left out; fewer than two groups leaves the metric undefined.
+//! rule-of-three 95 % upper bound 3/n instead. That is an *upper* bound of its rate, so it may only
+//! stand where a larger value makes the ratio smaller: in the denominator (the min, the geometric
+//! mean). The max is always an observed rate. A ratio with a bound in it is reported as a
+//! [`Bound::LowerBound`] with the group named in the note; when the bounds leave it at or below 1 (they
+//! exceed the highest observed rate) the metric is undefined rather than a vacuous bound. Differences
+//! and Gini use the observed rates.
 //!
 //! Counts are `f64` so that the same functions serve bootstrap replicates (weighted counts).
 
@@ -28,6 +35,9 @@ pub struct Item {
     pub errors: f64,
     /// Comparisons, possibly weighted.
     pub n: f64,
+    /// Whether the group has enough comparisons to enter the metric (decided on the observed counts,
+    /// kept in every bootstrap replicate).
+    pub eligible: bool,
 }
 
 /// A metric's value, how to read it, and why.
@@ -39,6 +49,12 @@ pub struct Value {
     pub bound: Bound,
     /// Which groups set it, and any zero-count substitution.
     pub note: String,
+    /// The group with the highest rate (max/min and Max/GeoMean), else empty.
+    pub high: String,
+    /// The group with the lowest rate (max/min), else empty.
+    pub low: String,
+    /// Whether `low` had no error, so that its rate entered as the upper bound 3/n.
+    pub low_bounded: bool,
 }
 
 impl Value {
@@ -47,12 +63,41 @@ impl Value {
             value: f64::NAN,
             bound: Bound::Undefined,
             note: why.into(),
+            high: String::new(),
+            low: String::new(),
+            low_bounded: false,
+        }
+    }
+
+    fn exact(value: f64, note: String) -> Value {
+        Value {
+            value,
+            bound: Bound::Exact,
+            note,
+            high: String::new(),
+            low: String::new(),
+            low_bounded: false,
         }
     }
 }
 
+/// Groups with comparisons that may enter a metric.
 fn live(items: &[Item]) -> Vec<&Item> {
-    items.iter().filter(|i| i.n > 0.0).collect()
+    items.iter().filter(|i| i.n > 0.0 && i.eligible).collect()
+}
+
+/// `; insufficient data: a (12 comparisons), …` for the groups left out, else empty.
+fn insufficient_note(items: &[Item]) -> String {
+    let out: Vec<String> = items
+        .iter()
+        .filter(|i| i.n > 0.0 && !i.eligible)
+        .map(|i| format!("{} ({} comparisons)", i.group, i.n))
+        .collect();
+    if out.is_empty() {
+        String::new()
+    } else {
+        format!("; insufficient data: {}", out.join(", "))
+    }
 }
 
 /// Rates with zeros replaced by 3/n; returns (label, rate, substituted).
@@ -83,55 +128,81 @@ fn zero_note(rates: &[(String, f64, bool)], items: &[&Item]) -> String {
     }
 }
 
+/// The highest observed rate (never a substituted bound): (label, rate).
+fn highest(rates: &[(String, f64, bool)]) -> Option<&(String, f64, bool)> {
+    rates
+        .iter()
+        .filter(|r| !r.2)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// max/min of the rates.
 pub fn max_min(items: &[Item]) -> Value {
     ratio_metric(items, |rates| {
-        let max = rates
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("non-empty");
-        let min = rates
-            .iter()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("non-empty");
-        (max.1 / min.1, format!("max {} / min {}", max.0, min.0))
+        let max = highest(rates)?;
+        let min = rates.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+        Some((
+            max.1 / min.1,
+            format!("max {} / min {}", max.0, min.0),
+            max.0.clone(),
+            min.0.clone(),
+        ))
     })
 }
 
 /// max / geometric mean of the rates.
 pub fn max_geomean(items: &[Item]) -> Value {
     ratio_metric(items, |rates| {
-        let max = rates
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("non-empty");
+        let max = highest(rates)?;
         let geo = (rates.iter().map(|r| r.1.ln()).sum::<f64>() / rates.len() as f64).exp();
-        (
+        Some((
             max.1 / geo,
             format!("max {} / geometric mean of {} groups", max.0, rates.len()),
-        )
+            max.0.clone(),
+            String::new(),
+        ))
     })
 }
 
-fn ratio_metric(items: &[Item], f: impl Fn(&[(String, f64, bool)]) -> (f64, String)) -> Value {
+/// A ratio of rates: `f` gets the eligible groups' rates (zeros replaced by 3/n) and returns
+/// (value, note, high group, low group).
+fn ratio_metric(
+    items: &[Item],
+    f: impl Fn(&[(String, f64, bool)]) -> Option<(f64, String, String, String)>,
+) -> Value {
     let l = live(items);
+    let left_out = insufficient_note(items);
     if l.len() < 2 {
-        return Value::undefined("fewer than two groups with comparisons");
+        return Value::undefined(&format!(
+            "fewer than two groups with enough comparisons{left_out}"
+        ));
     }
     if l.iter().all(|i| i.errors == 0.0) {
-        return Value::undefined("no errors in any group");
+        return Value::undefined(&format!("no errors in any group{left_out}"));
     }
     let rates = bounded_rates(&l);
-    let (value, note) = f(&rates);
-    let bound = if rates.iter().any(|r| r.2) {
-        Bound::LowerBound
-    } else {
-        Bound::Exact
+    let Some((value, note, high, low)) = f(&rates) else {
+        return Value::undefined("no group with errors");
     };
+    let low_bounded = rates.iter().any(|r| r.2 && r.0 == low);
+    let substituted = rates.iter().any(|r| r.2);
+    if substituted && value <= 1.0 {
+        return Value::undefined(&format!(
+            "the 95 % upper bounds (3/n) of the zero-error groups are not below the highest observed rate, so no ratio can be bounded{}{left_out}",
+            zero_note(&rates, &l)
+        ));
+    }
     Value {
         value,
-        bound,
-        note: note + &zero_note(&rates, &l),
+        bound: if substituted {
+            Bound::LowerBound
+        } else {
+            Bound::Exact
+        },
+        note: note + &zero_note(&rates, &l) + &left_out,
+        high,
+        low,
+        low_bounded,
     }
 }
 
@@ -165,11 +236,10 @@ pub fn fdr(fmr: &[Item], fnmr: &[Item], alpha: f64) -> Value {
     if a.len() < 2 || b.len() < 2 {
         return Value::undefined("needs two groups with non-mated and with mated comparisons");
     }
-    Value {
-        value: 1.0 - (alpha * max_diff(&a) + (1.0 - alpha) * max_diff(&b)),
-        bound: Bound::Exact,
-        note: format!("alpha {alpha}"),
-    }
+    Value::exact(
+        1.0 - (alpha * max_diff(&a) + (1.0 - alpha) * max_diff(&b)),
+        format!("alpha {alpha}"),
+    )
 }
 
 /// Inequity rate at weight α.
@@ -187,20 +257,21 @@ pub fn inequity_rate(fmr: &[Item], fnmr: &[Item], alpha: f64) -> Value {
         Bound::Exact
     };
     Value {
-        value: a.value.powf(alpha) * b.value.powf(1.0 - alpha),
         bound,
-        note: format!("alpha {alpha}; FMR {}; FNMR {}", a.note, b.note),
+        ..Value::exact(
+            a.value.powf(alpha) * b.value.powf(1.0 - alpha),
+            format!("alpha {alpha}; FMR {}; FNMR {}", a.note, b.note),
+        )
     }
 }
 
 /// GARBE at weight α.
 pub fn garbe(fmr: &[Item], fnmr: &[Item], alpha: f64) -> Value {
     match (gini(&observed(fmr)), gini(&observed(fnmr))) {
-        (Some(a), Some(b)) => Value {
-            value: alpha * a + (1.0 - alpha) * b,
-            bound: Bound::Exact,
-            note: format!("alpha {alpha}; Gini FMR {a:.4}, FNMR {b:.4}"),
-        },
+        (Some(a), Some(b)) => Value::exact(
+            alpha * a + (1.0 - alpha) * b,
+            format!("alpha {alpha}; Gini FMR {a:.4}, FNMR {b:.4}"),
+        ),
         _ => Value::undefined(
             "Gini needs two groups with a non-zero mean rate for both FMR and FNMR",
         ),
@@ -229,6 +300,7 @@ mod tests {
             group: g.into(),
             errors: e,
             n,
+            eligible: true,
         }
     }
 
@@ -262,6 +334,39 @@ mod tests {
             Bound::Undefined,
             "a group without comparisons is left out"
         );
+    }
+
+    #[test]
+    fn a_zero_group_bound_never_becomes_the_max() {
+        // LFW-like: `other` has 0 false matches in 1 comparison (bound 3/1 = 3, not a rate); the
+        // others 2/1000 and 1/1000. Even if it were eligible, the max is an observed rate: 0.002.
+        let mut items = vec![
+            it("a", 2.0, 1000.0),
+            it("b", 1.0, 1000.0),
+            it("other", 0.0, 1.0),
+        ];
+        let v = max_min(&items);
+        assert_eq!(v.high, "a");
+        // min is the bound 3 > 0.002: a lower bound below 1 is vacuous, so undefined.
+        assert_eq!(v.bound, Bound::Undefined, "{v:?}");
+        // Left out as insufficient data, the ratio is exact: 0.002 / 0.001 = 2.
+        items[2].eligible = false;
+        let v = max_min(&items);
+        assert_eq!((v.value, v.bound), (2.0, Bound::Exact));
+        assert_eq!((v.high.as_str(), v.low.as_str()), ("a", "b"));
+        assert!(
+            v.note.contains("insufficient data: other (1 comparisons)"),
+            "{}",
+            v.note
+        );
+        // A zero group with a usable bound stays in the denominator: 0/3000 → 1e-3; 0.004/0.001 = 4.
+        let v = max_min(&[it("a", 12.0, 3000.0), it("z", 0.0, 3000.0)]);
+        assert!((v.value - 4.0).abs() < 1e-12);
+        assert_eq!((v.bound, v.low.as_str()), (Bound::LowerBound, "z"));
+        // Max/GeoMean: max 0.004 over geomean sqrt(0.004·0.001) = 0.002 → 2, a lower bound.
+        let g = max_geomean(&[it("a", 12.0, 3000.0), it("z", 0.0, 3000.0)]);
+        assert!((g.value - 2.0).abs() < 1e-12);
+        assert_eq!(g.bound, Bound::LowerBound);
     }
 
     #[test]

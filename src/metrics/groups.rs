@@ -174,8 +174,26 @@ pub struct GroupCount {
     pub mated_comparisons: u64,
     /// Non-mated comparisons with both images in the group.
     pub nonmated_comparisons: u64,
-    /// Lowest FMR the group can resolve: 10 expected false matches (10 / non-mated comparisons).
+    /// Lowest FMR the group can resolve: 10 expected false matches (10 / non-mated comparisons); NaN
+    /// (`null` in JSON, `–` in the table) when that is no rate below 1.
     pub lowest_fmr: f64,
+}
+
+/// Refuses a `--reference-group` that is no group of any grouping, listing the groups there are.
+pub fn check_reference(p: &Partition, reference: Option<&str>) -> Result<(), String> {
+    let Some(r) = reference else { return Ok(()) };
+    let gs = groupings(p);
+    if gs.iter().any(|g| g.groups.iter().any(|x| x == r)) {
+        return Ok(());
+    }
+    let list: Vec<String> = gs
+        .iter()
+        .map(|g| format!("{}: {}", g.name, g.groups.join(", ")))
+        .collect();
+    Err(format!(
+        "--reference-group {r} names no group of this dataset; the groups are {}",
+        list.join("; ")
+    ))
 }
 
 /// Comparison counts of a whole dataset, from each sample's subject id alone.
@@ -238,7 +256,8 @@ pub fn counts(p: &Partition, subject_of: &[u32]) -> Vec<GroupCount> {
                 subjects_with_pairs: members.iter().filter(|&&n| n >= 2).count() as u64,
                 mated_comparisons: mated,
                 nonmated_comparisons: nonmated,
-                lowest_fmr: if nonmated > 0 {
+                // 10 expected false matches need more than 10 comparisons to be a rate below 1.
+                lowest_fmr: if nonmated > 10 {
                     10.0 / nonmated as f64
                 } else {
                     f64::NAN

@@ -15,8 +15,10 @@
 pub mod analysis;
 pub mod bootstrap;
 pub mod equity;
+pub mod evidence;
 pub mod groups;
 pub mod policy;
+pub mod separation;
 pub mod store;
 
 use serde::Serialize;
@@ -27,9 +29,6 @@ pub use policy::{policies, threshold_bin, PolicyRate};
 
 /// Expected false matches needed before a target FMR is added to the defaults (1e-5, 1e-6 …).
 pub const MIN_EXPECTED_ERRORS: f64 = 30.0;
-
-/// Expected false matches (comparisons × target) below which a group's FMR is flagged as not resolved.
-pub const MIN_RESOLVED_ERRORS: f64 = 10.0;
 
 /// All comparison counts of a run, per combo (finest group) and per combo pair.
 #[derive(Debug, Clone)]
@@ -273,7 +272,7 @@ pub struct GroupRate {
     pub false_matches: u64,
     /// FMR (NaN when no comparison).
     pub fmr: f64,
-    /// Rule-of-three 95 % upper bound on FMR when there is no false match (3/n), else NaN.
+    /// Rule-of-three 95 % upper bound on FMR when there is no false match (3/n, at most 1), else NaN.
     pub fmr_upper95: f64,
     /// 95 % subject-bootstrap interval of FMR (NaN without a bootstrap).
     pub fmr_ci_low: f64,
@@ -283,9 +282,18 @@ pub struct GroupRate {
     pub fnmr_ci_low: f64,
     /// Upper end of that interval.
     pub fnmr_ci_high: f64,
-    /// `few_comparisons` when the group's non-mated comparisons × target FMR < 10 (its FMR is not
-    /// resolved at that level), else empty.
-    pub flag: String,
+    /// Whether the FMR enters summary metrics at this target ([`evidence`]): `ok`, `few_comparisons`
+    /// (fewer than 10 expected false matches) or `insufficient` (fewer than 3/target comparisons).
+    pub fmr_evidence: evidence::Evidence,
+    /// Whether the FNMR enters summary metrics: `ok` or `insufficient` (fewer than
+    /// [`evidence::MIN_MATED_PAIRS`] mated comparisons).
+    pub fnmr_evidence: evidence::Evidence,
+    /// Equal error rate of the group (threshold-free; the same in every row of the group).
+    pub eer: f64,
+    /// Ranking AUC of the group's mated against its non-mated scores.
+    pub auc: f64,
+    /// d′ between the group's mated and non-mated scores.
+    pub d_prime: f64,
 }
 
 /// Rates of every group of a grouping at a threshold.
@@ -296,6 +304,7 @@ pub fn group_rates(g: &Grouping, curves: &[GroupCurves], t: &Threshold) -> Vec<G
         .map(|(label, cv)| {
             let fm = cv.false_matches(t.bin);
             let fnm = cv.false_non_matches(t.bin);
+            let sep = separation::separation(cv);
             GroupRate {
                 attribute: g.name.clone(),
                 group: label.clone(),
@@ -310,7 +319,7 @@ pub fn group_rates(g: &Grouping, curves: &[GroupCurves], t: &Threshold) -> Vec<G
                 false_matches: fm,
                 fmr: ratio(fm, cv.nonmated_total),
                 fmr_upper95: if fm == 0 && cv.nonmated_total > 0 {
-                    3.0 / cv.nonmated_total as f64
+                    (3.0 / cv.nonmated_total as f64).min(1.0)
                 } else {
                     f64::NAN
                 },
@@ -318,11 +327,11 @@ pub fn group_rates(g: &Grouping, curves: &[GroupCurves], t: &Threshold) -> Vec<G
                 fmr_ci_high: f64::NAN,
                 fnmr_ci_low: f64::NAN,
                 fnmr_ci_high: f64::NAN,
-                flag: if (cv.nonmated_total as f64) * t.target_fmr < MIN_RESOLVED_ERRORS {
-                    "few_comparisons".into()
-                } else {
-                    String::new()
-                },
+                fmr_evidence: evidence::fmr(cv.nonmated_total, t.target_fmr),
+                fnmr_evidence: evidence::fnmr(cv.mated_total),
+                eer: sep.eer,
+                auc: sep.auc,
+                d_prime: sep.d_prime,
             }
         })
         .collect()
@@ -411,7 +420,20 @@ pub struct EquityRow {
     pub ci_high: f64,
     /// How to read the value.
     pub bound: Bound,
-    /// Which groups set it, α, and any zero-count substitution.
+    /// The group with the highest rate (max/min, Max/GeoMean), else empty.
+    pub group_high: String,
+    /// The group with the lowest rate (max/min), else empty.
+    pub group_low: String,
+    /// Whether `group_low` had no error, so its rate entered as the upper bound 3/n.
+    pub group_low_bounded: bool,
+    /// max/min only: 95 % subject-bootstrap interval of the ratio of these two named groups' rates
+    /// (`group_high` / `group_low`, the same replicates; NaN otherwise). Unlike `ci_low`–`ci_high`,
+    /// which re-ranks the groups in every replicate and so never goes below 1, this interval can
+    /// cross 1: then the direction of the difference is not established.
+    pub pair_ci_low: f64,
+    /// Upper end of that interval.
+    pub pair_ci_high: f64,
+    /// Which groups set it, α, any zero-count substitution and the groups left out as insufficient.
     pub note: String,
 }
 
@@ -423,6 +445,7 @@ pub fn items(rates: &[GroupRate]) -> (Vec<equity::Item>, Vec<equity::Item>) {
             group: r.group.clone(),
             errors: r.false_matches as f64,
             n: r.nonmated_comparisons as f64,
+            eligible: r.fmr_evidence.sufficient(),
         })
         .collect();
     let fnmr = rates
@@ -431,6 +454,7 @@ pub fn items(rates: &[GroupRate]) -> (Vec<equity::Item>, Vec<equity::Item>) {
             group: r.group.clone(),
             errors: r.false_non_matches as f64,
             n: r.mated_comparisons as f64,
+            eligible: r.fnmr_evidence.sufficient(),
         })
         .collect();
     (fmr, fnmr)
@@ -451,6 +475,11 @@ pub fn equity_rows(g: &Grouping, rates: &[GroupRate], t: &Threshold, alpha: f64)
             ci_low: f64::NAN,
             ci_high: f64::NAN,
             bound: v.bound,
+            group_high: v.high,
+            group_low: v.low,
+            group_low_bounded: v.low_bounded,
+            pair_ci_low: f64::NAN,
+            pair_ci_high: f64::NAN,
             note: v.note,
         })
         .collect()

@@ -27,7 +27,7 @@ use crate::preprocess::detect::DetectorConfig;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The files of a finished (unsharded) report, as listed in `run.json`.
-pub const REPORT_FILES: [&str; 16] = [
+pub const REPORT_FILES: [&str; 18] = [
     "index.html",
     "summary.md",
     "samples.csv",
@@ -38,12 +38,14 @@ pub const REPORT_FILES: [&str; 16] = [
     "cross_fmr.csv",
     "equity.csv",
     "policies.csv",
+    "relative.csv",
     "det_*",
     "rates_*",
     "scores_*",
     "heatmap_*",
     "dots_*",
-    "relative_* (.png and .svg)",
+    "relative_*",
+    "relative_fnmr_* (.png and .svg)",
 ];
 
 /// The tool that wrote the record.
@@ -183,7 +185,7 @@ pub struct RunRecord {
     pub runtime: RuntimeRecord,
     /// The comparison stage.
     pub compare: CompareRecord,
-    /// Seed of the run's own sampling (none today).
+    /// The seed of the run's only random step, the subject bootstrap (the same as `bootstrap.seed`).
     pub seed: u64,
     /// What the seed covers.
     pub seed_note: &'static str,
@@ -204,9 +206,9 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// `seed_note` of a run without random sampling.
+    /// What `seed` covers.
     pub const SEED_NOTE: &'static str =
-        "no random sampling in this run; the seed is recorded for the resampling stages";
+        "the subject bootstrap is the only random step; its draws (SplitMix64) start from this seed";
     /// `calibration_population` of a 1:1 run.
     pub const CALIBRATION: &'static str = "all non-mated comparisons of the dataset";
 
@@ -280,6 +282,7 @@ pub fn set_results(
         serde_json::json!(c.mated.iter().map(|h| h.total()).sum::<u64>());
     record["compare"]["nonmated_comparisons_scored"] =
         serde_json::json!(c.nonmated.cells.iter().map(|h| h.total()).sum::<u64>());
+    record["seed"] = serde_json::json!(opts.seed);
     record["bootstrap"] = serde_json::json!({
         "replicates": opts.bootstrap,
         "seed": opts.seed,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::charts;
 use super::page::{ChartFile, Context};
 use crate::compare::{edge, BINS};
-use crate::metrics::analysis::{chart_threshold, Analysis};
+use crate::metrics::analysis::{chart_threshold, Analysis, RelativeRate};
 use crate::metrics::groups::Grouping;
 use crate::metrics::{GroupCurves, GroupRate, Threshold};
 
@@ -34,6 +34,7 @@ pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<Chart
     write("cross_fmr.csv", super::rows_csv(&a.cross)?)?;
     write("equity.csv", super::rows_csv(&a.equity)?)?;
     write("policies.csv", super::rows_csv(&a.policies)?)?;
+    write("relative.csv", super::rows_csv(&a.relative)?)?;
     let mut files = Vec::new();
     let ct = chart_threshold(&a.thresholds).copied();
     let cti = ct.and_then(|t| a.thresholds.iter().position(|x| *x == t));
@@ -219,29 +220,38 @@ fn threshold_charts(
     let (stem, path) = c.path("dots");
     charts::render_dot_plot(&path, &dots)?;
     files.push(c.file(stem, format!("Per-group FMR and FNMR by {} at the global threshold for FMR {:.0e}, with 95 % intervals.", g.name, t.target_fmr)));
-    // 5. FMR relative to the reference group
-    let ref_fmr = rates[reference].fmr;
-    let rel = charts::RelativeFmr {
-        title: format!(
-            "FMR relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
-            g.groups[reference], g.name, t.tau, t.target_fmr
-        ),
-        bars: rates
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    r.group.clone(),
-                    i,
-                    r.fmr / ref_fmr,
-                    (r.fmr_ci_low / ref_fmr, r.fmr_ci_high / ref_fmr),
-                )
-            })
-            .collect(),
-    };
-    let (stem, path) = c.path("relative");
-    charts::render_relative_fmr(&path, &rel)?;
-    files.push(c.file(stem, format!("Each {} group's FMR divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the group's own interval divided by the reference's point value.", g.name, g.groups[reference], t.target_fmr)));
+    // 5. FMR and FNMR relative to the reference group, with the named-pair intervals
+    let rel: Vec<&RelativeRate> = a
+        .relative
+        .iter()
+        .filter(|r| r.attribute == g.name && r.target_fmr == t.target_fmr)
+        .collect();
+    for (rate, kind) in [("FMR", "relative"), ("FNMR", "relative_fnmr")] {
+        let fmr = rate == "FMR";
+        let chart = charts::RelativeFmr {
+            title: format!(
+                "{rate} relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
+                g.groups[reference], g.name, t.tau, t.target_fmr
+            ),
+            rate: rate.into(),
+            bars: rel
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    if fmr {
+                        let iv = (r.fmr_ratio_ci_low, r.fmr_ratio_ci_high);
+                        (r.group.clone(), i, r.fmr_ratio, iv, r.fmr_sufficient)
+                    } else {
+                        let iv = (r.fnmr_ratio_ci_low, r.fnmr_ratio_ci_high);
+                        (r.group.clone(), i, r.fnmr_ratio, iv, r.fnmr_sufficient)
+                    }
+                })
+                .collect(),
+        };
+        let (stem, path) = c.path(kind);
+        charts::render_relative_fmr(&path, &chart)?;
+        files.push(c.file(stem, format!("Each {} group's {rate} divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the 95 % subject-bootstrap interval of that ratio for the named pair; faded: a group without enough comparisons.", g.name, g.groups[reference], t.target_fmr)));
+    }
     Ok(())
 }
 

@@ -168,6 +168,12 @@ pub fn load(
     only_attributes: Option<&[String]>,
     check_files: bool,
 ) -> Result<Adapted, ManifestError> {
+    if !path.exists() {
+        return Err(invalid(
+            path,
+            "does not exist; check the --dataset path (a manifest CSV or a dataset folder)".into(),
+        ));
+    }
     let adapter = if adapter == Adapter::Auto {
         detect(path)
     } else {

@@ -276,9 +276,15 @@ pub fn render_dot_plot(stem: &Path, d: &DotPlot) -> Result<(), String> {
 pub struct RelativeFmr {
     /// Title.
     pub title: String,
-    /// (group, colour index, FMR ratio, interval of the ratio).
-    pub bars: Vec<(String, usize, f64, (f64, f64))>,
+    /// `FMR` or `FNMR`.
+    pub rate: String,
+    /// One bar per group.
+    pub bars: Vec<RelativeBar>,
 }
+
+/// (group, colour index, ratio, 95 % interval of the ratio, whether both groups have enough data;
+/// those without are drawn faded).
+pub type RelativeBar = (String, usize, f64, (f64, f64), bool);
 
 /// Draws relative FMR as dots on a log10 axis with a line at 1×.
 pub fn draw_relative_fmr<DB: DrawingBackend>(
@@ -315,7 +321,10 @@ pub fn draw_relative_fmr<DB: DrawingBackend>(
         .disable_x_mesh()
         .x_labels(c.bars.len() * 2 + 1)
         .x_label_formatter(&fmt)
-        .y_desc("FMR relative to the reference group (log10, ×)")
+        .y_desc(format!(
+            "{} relative to the reference group (log10, ×)",
+            c.rate
+        ))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()
@@ -326,8 +335,13 @@ pub fn draw_relative_fmr<DB: DrawingBackend>(
             BLACK.mix(0.6).stroke_width(1),
         )))
         .map_err(err)?;
-    for (x, (_, ci, v, (l, h))) in c.bars.iter().enumerate() {
-        let (x, col) = (x as f64, color(*ci));
+    for (x, (_, ci, v, (l, h), sufficient)) in c.bars.iter().enumerate() {
+        let col = if *sufficient {
+            color(*ci).to_rgba()
+        } else {
+            color(*ci).mix(0.25)
+        };
+        let x = x as f64;
         if l.is_finite() && h.is_finite() && *h > 0.0 {
             chart
                 .draw_series(std::iter::once(PathElement::new(

@@ -36,6 +36,18 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
         dir,
         &["samples.csv", "embeddings.npy", "comparisons.bin"],
     )?;
+    for extra in [
+        "top_impostors.csv",
+        "worst_genuine.csv",
+        "top_impostors.png",
+        "protocol.csv",
+        "model_spec.toml",
+        "sanity.json",
+    ] {
+        if dir.join(extra).is_file() {
+            common::copy_into(&staging, dir, &[extra])?;
+        }
+    }
     let boot = read_bootstrap(dir)?;
     if let Some((bytes, _)) = &boot {
         put(&staging, "bootstrap.bin", bytes)?;

@@ -13,7 +13,7 @@ use super::model::{resolve_model, ResolvedModel};
 use crate::cli::RunArgs;
 use crate::compare::backend::Backend;
 use crate::compare::kernel::Shard;
-use crate::compare::{self, MatedScore, ScoreHistogram, BINS};
+use crate::compare::{self, top, MatedScore, ScoreHistogram, BINS};
 use crate::embed::cache::EmbeddingCache;
 use crate::embed::extract::{self, ExtractConfig, ExtractOutput};
 use crate::manifest::adapters::{self, Adapted};
@@ -22,6 +22,7 @@ use crate::metrics::bootstrap::BootstrapData;
 use crate::metrics::groups::Partition;
 use crate::metrics::{self, store, Comparisons};
 use crate::report::console::RunOutcome;
+use crate::report::pairs::{self, RowInfo};
 use crate::report::record::{self, RunRecord};
 use crate::report::{self, charts, Staging};
 use crate::runtime::{self, Runtime};
@@ -121,6 +122,9 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     } else {
         (None, String::new())
     };
+    if shard.count == 1 {
+        top_pairs(&mut p, &emb, ex.dim, &rows, &scored)?;
+    }
 
     let mut record = run_record(args, &p, &ex, skipped, scored.seconds, shard)
         .to_value()
@@ -304,6 +308,65 @@ fn bootstrap_pass(
     );
     put(&p.staging, "bootstrap.bin", &boot.to_bytes())?;
     Ok((Some(boot), String::new()))
+}
+
+/// `top_impostors.csv` (a third kernel pass collects the candidates), `worst_genuine.csv` and the
+/// contact sheet `top_impostors.png`.
+fn top_pairs(
+    p: &mut Prepared,
+    emb: &[f32],
+    dim: usize,
+    rows: &[Option<usize>],
+    s: &Scored,
+) -> Result<()> {
+    let combos = p.partition.combos.len();
+    let (cutoff, count) = top::candidate_cutoff(&s.comparisons.nonmated);
+    let candidates =
+        p.backend
+            .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, count)?;
+    let impostors = top::top_impostors(&candidates, emb, dim, &s.e_combo, combos);
+    let genuine = top::worst_genuine(&s.mated, &s.e_combo);
+    let m = &p.adapted.manifest;
+    let info: Vec<RowInfo> = (0..rows.len())
+        .filter(|&i| rows[i].is_some())
+        .map(|i| RowInfo {
+            rel_path: m.samples[i].rel_path.clone(),
+            subject: m.samples[i].subject.clone(),
+            group: group_label(&m.attributes, &m.samples[i].attributes),
+            file: m.samples[i].path.clone(),
+        })
+        .collect();
+    let top_rows = pairs::pair_rows(&impostors, |r| &info[r]);
+    let csv = |rows: &[pairs::PairRow]| report::rows_csv(rows).map_err(|e| anyhow!(e));
+    put(&p.staging, "top_impostors.csv", &csv(&top_rows)?)?;
+    let worst_rows = pairs::pair_rows(&genuine, |r| &info[r]);
+    put(&p.staging, "worst_genuine.csv", &csv(&worst_rows)?)?;
+    let overall: Vec<&top::RankedPair> = impostors.iter().filter(|x| x.rank.is_some()).collect();
+    let sheet_rows: Vec<pairs::PairRow> = top_rows
+        .iter()
+        .filter(|r| r.rank.is_some())
+        .cloned()
+        .collect();
+    let files: Vec<_> = overall
+        .iter()
+        .map(|x| (info[x.a].file.clone(), info[x.b].file.clone()))
+        .collect();
+    if !files.is_empty() {
+        let png = pairs::contact_sheet(&sheet_rows, &files).map_err(|e| anyhow!(e))?;
+        put(&p.staging, "top_impostors.png", &png)?;
+    }
+    Ok(())
+}
+
+/// `sex=female race=indian`: a sample's labelled attributes.
+fn group_label(attributes: &[String], values: &[String]) -> String {
+    attributes
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(a, v)| format!("{a}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The run record as far as the run itself knows it (the metrics stage adds its results).

@@ -346,8 +346,15 @@ mod tests {
             it("other", 0.0, 1.0),
         ];
         let v = max_min(&items);
-        assert_eq!(v.high, "a");
-        // min is the bound 3 > 0.002: a lower bound below 1 is vacuous, so undefined.
+        // max is a's observed 0.002 (not other's bound 3), min b's 0.001: 2×, a lower bound because
+        // `other` could still have a lower rate.
+        assert_eq!((v.value, v.bound), (2.0, Bound::LowerBound), "{v:?}");
+        assert_eq!(
+            (v.high.as_str(), v.low.as_str(), v.low_bounded),
+            ("a", "b", false)
+        );
+        // A zero group whose bound is above every observed rate leaves no bounded ratio above 1.
+        let v = max_min(&[it("a", 1.0, 1000.0), it("z", 0.0, 10.0)]);
         assert_eq!(v.bound, Bound::Undefined, "{v:?}");
         // Left out as insufficient data, the ratio is exact: 0.002 / 0.001 = 2.
         items[2].eligible = false;

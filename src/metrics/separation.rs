@@ -100,12 +100,12 @@ mod tests {
 
     #[test]
     fn by_hand() {
-        // Mated 0.5, 0.7, 0.9; non-mated 0.1, 0.3, 0.6, 0.6. Mated beats non-mated in 2+3+4 = 9 of 12
-        // pairs → AUC 0.75. τ in (0.3, 0.5]: FMR 2/4, FNMR 0 (gap 1/2); τ in (0.5, 0.6]: FMR 1/2, FNMR
+        // Mated 0.5, 0.7, 0.9; non-mated 0.1, 0.3, 0.6, 0.6. 0.5 beats two non-mated scores, 0.7 and
+        // 0.9 all four: 10 of 12 pairs → AUC 0.8333. τ in (0.3, 0.5]: FMR 2/4, FNMR 0 (gap 1/2); τ in (0.5, 0.6]: FMR 1/2, FNMR
         // 1/3 (gap 1/6, the smallest); τ in (0.6, 0.7]: FMR 0, FNMR 1/3 (gap 1/3). EER = (1/2 + 1/3)/2.
         let cv = curves(&[0.5, 0.7, 0.9], &[0.1, 0.3, 0.6, 0.6]);
         let s = separation(&cv);
-        assert!((s.auc - 0.75).abs() < 1e-12, "{s:?}");
+        assert!((s.auc - 10.0 / 12.0).abs() < 1e-12, "{s:?}");
         assert!((s.eer - 5.0 / 12.0).abs() < 1e-12, "{s:?}");
         // d′: means 0.7 and 0.4, population variances 0.02667 and 0.045 → 0.3 / √0.035833 = 1.5848
         // (bin centres move each score by < 3.1e-5).

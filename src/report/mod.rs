@@ -9,6 +9,7 @@
 pub mod charts;
 pub mod console;
 pub mod page;
+pub mod pairs;
 pub mod record;
 pub mod render;
 

@@ -504,7 +504,49 @@ pub fn provenance(ctx: &Context) -> String {
 }
 
 /// `summary.md`.
-pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
+/// Rows of `top_impostors.csv` shown on the pages.
+const PAGE_PAIRS: usize = 20;
+
+/// The table of the highest-scoring impostor pairs (from `dir/top_impostors.csv`), if the run has one.
+fn top_pairs_md(dir: &Path) -> Result<Option<String>, String> {
+    let path = dir.join("top_impostors.csv");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut s = "| rank | score | subject a | group a | subject b | group b | image a | image b |\n|---|---|---|---|---|---|---|---|\n".to_string();
+    let mut shown = 0;
+    for row in r.deserialize::<super::pairs::PairRow>() {
+        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
+        let Some(rank) = row.rank.filter(|_| shown < PAGE_PAIRS) else {
+            continue;
+        };
+        shown += 1;
+        let _ = writeln!(
+            s,
+            "| {rank} | {:.4} | {} | {} | {} | {} | {} | {} |",
+            row.score,
+            cell(&row.subject_a),
+            cell(&row.group_a),
+            cell(&row.subject_b),
+            cell(&row.group_b),
+            cell(&row.path_a),
+            cell(&row.path_b)
+        );
+    }
+    Ok(Some(s))
+}
+
+/// What the pairs section says above its table.
+const PAIRS_INTRO: &str = "The highest-scoring non-mated pairs: the false matches at the strictest thresholds. Two images of one person filed under two identities, or duplicates, show up here and are label errors of the dataset, not of the model. All of them (100 overall, 20 per group cell) are in top_impostors.csv; the lowest-scoring mated pairs are in worst_genuine.csv.";
+
+/// `summary.md`.
+pub fn summary_md(
+    a: &Analysis,
+    ctx: &Context,
+    charts: &[ChartFile],
+    dir: &Path,
+) -> Result<String, String> {
     let s = sections(a);
     let t = chart_threshold(&a.thresholds)
         .map(|t| format!("{:.0e}", t.target_fmr))
@@ -524,6 +566,9 @@ pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
     charts
         .iter()
         .for_each(|c| md += &format!("- `{}.png` — {}\n", c.stem, c.caption));
+    if let Some(table) = top_pairs_md(dir)? {
+        md += &format!("\n## The pairs behind the numbers\n\n{PAIRS_INTRO} Contact sheet: `top_impostors.png`.\n\n{table}");
+    }
     md += &format!("\n## Run record\n\nModel sha256 `{}`, manifest sha256 `{}`, ONNX Runtime {}, kernel {}, bootstrap {} replicates (seed {}). Full record: `run.json`.\n",
         ctx.record["model"]["sha256"].as_str().unwrap_or("?"),
         ctx.record["dataset"]["manifest_sha256"].as_str().unwrap_or("?"),
@@ -531,7 +576,7 @@ pub fn summary_md(a: &Analysis, ctx: &Context, charts: &[ChartFile]) -> String {
         ctx.record["compare"]["kernel"].as_str().unwrap_or("?"),
         ctx.record["bootstrap"]["replicates"],
         ctx.record["bootstrap"]["seed"]);
-    md
+    Ok(md)
 }
 
 /// `index.html`, reading the chart PNGs from `dir`.
@@ -557,7 +602,7 @@ th{{background:#f3f3f3}}figure{{margin:1em 0 2em}}img{{max-width:100%;border:1px
 pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3em 0}}\
 </style></head>\n<body data-images-expected=\"{}\">\n<h1>{}</h1>\n",
         esc(&title),
-        charts.len(),
+        charts.len() + usize::from(dir.join("top_impostors.png").is_file()),
         esc(&title)
     );
     h += &format!("<p class=\"provenance\">{}</p>", esc(&provenance(ctx)));
@@ -593,6 +638,17 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
         let bytes =
             std::fs::read(&png).map_err(|e| format!("cannot read {}: {e}", png.display()))?;
         h += &format!("<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{} ({}.svg)</figcaption></figure>\n", esc(&c.caption), base64(&bytes), esc(&c.caption), esc(&c.stem));
+    }
+    if let Some(table) = top_pairs_md(dir)? {
+        h += &format!(
+            "<h2>The pairs behind the numbers</h2><p>{}</p>",
+            esc(PAIRS_INTRO)
+        );
+        let png = dir.join("top_impostors.png");
+        if let Ok(bytes) = std::fs::read(&png) {
+            h += &format!("<figure><img alt=\"contact sheet of the highest-scoring impostor pairs\" src=\"data:image/png;base64,{}\"><figcaption>The {} highest-scoring impostor pairs, with rank, score, subjects and groups (top_impostors.png).</figcaption></figure>\n", base64(&bytes), super::pairs::SHEET_PAIRS);
+        }
+        h += &md_table_to_html(&table);
     }
     let record = serde_json::to_string_pretty(&ctx.record).unwrap_or_default();
     h += &format!("<h2>Run record</h2><pre>{}</pre>\n", esc(&record));

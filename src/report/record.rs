@@ -27,7 +27,7 @@ use crate::preprocess::detect::DetectorConfig;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The files of a finished (unsharded) report, as listed in `run.json`.
-pub const REPORT_FILES: [&str; 18] = [
+pub const REPORT_FILES: [&str; 21] = [
     "index.html",
     "summary.md",
     "samples.csv",
@@ -39,6 +39,9 @@ pub const REPORT_FILES: [&str; 18] = [
     "equity.csv",
     "policies.csv",
     "relative.csv",
+    "top_impostors.csv",
+    "worst_genuine.csv",
+    "top_impostors.png",
     "det_*",
     "rates_*",
     "scores_*",

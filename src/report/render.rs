@@ -59,7 +59,7 @@ pub fn write_report(dir: &Path, a: &Analysis, ctx: &Context) -> Result<Vec<Chart
     )?;
     write(
         "summary.md",
-        super::page::summary_md(a, ctx, &files).into_bytes(),
+        super::page::summary_md(a, ctx, &files, dir)?.into_bytes(),
     )?;
     Ok(files)
 }

@@ -100,6 +100,11 @@ fn curve_charts(
     files: &mut Vec<ChartFile>,
 ) -> Result<(), String> {
     let (g, on) = (c.g, c.on);
+    // Groups too small to resolve FMR at the chart threshold are drawn faded.
+    let cti = chart_threshold(&a.thresholds).and_then(|t| a.thresholds.iter().position(|x| x == t));
+    let faded: Vec<bool> = (0..g.groups.len())
+        .map(|i| cti.is_some_and(|ti| !per_t[ti][i].fmr_evidence.sufficient()))
+        .collect();
     let taus: Vec<(String, f64)> = a
         .thresholds
         .iter()
@@ -119,6 +124,7 @@ fn curve_charts(
                     .map(|(_, f, n)| (f, n))
                     .collect(),
                 operating: per_t.iter().map(|r| (r[i].fmr, r[i].fnmr)).collect(),
+                faded: faded[i],
             })
             .collect(),
         thresholds: a
@@ -140,6 +146,7 @@ fn curve_charts(
             .map(|(i, label)| (label.clone(), rate_curve(&curves[i])))
             .collect(),
         thresholds: taus.clone(),
+        faded: faded.clone(),
     };
     let (stem, path) = c.path("rates");
     charts::render_rates_vs_threshold(&path, &rates)?;
@@ -161,6 +168,7 @@ fn curve_charts(
             })
             .collect(),
         thresholds: taus,
+        faded,
     };
     let (stem, path) = c.path("scores");
     charts::render_score_distributions(&path, &dist)?;
@@ -185,34 +193,58 @@ fn threshold_charts(
     files: &mut Vec<ChartFile>,
 ) -> Result<(), String> {
     let (g, on) = (c.g, c.on);
-    // 3. heatmap
-    let k = g.groups.len();
+    // 3. heatmap, over the groups with enough comparisons for FMR (all when fewer than two have)
+    let enough: Vec<usize> = (0..g.groups.len())
+        .filter(|&i| rates[i].fmr_evidence.sufficient())
+        .collect();
+    let shown: Vec<usize> = if enough.len() >= 2 {
+        enough
+    } else {
+        (0..g.groups.len()).collect()
+    };
+    let k = shown.len();
     let mut cells = vec![vec![(0u64, 0u64); k]; k];
-    for c in a
+    for cr in a
         .cross
         .iter()
-        .filter(|c| c.attribute == g.name && c.target_fmr == t.target_fmr)
+        .filter(|cr| cr.attribute == g.name && cr.target_fmr == t.target_fmr)
     {
-        let x = g.groups.iter().position(|v| *v == c.group_a).unwrap_or(0);
-        let y = g.groups.iter().position(|v| *v == c.group_b).unwrap_or(0);
-        cells[x][y] = (c.false_matches, c.comparisons);
+        let at = |label: &str| shown.iter().position(|&i| g.groups[i] == label);
+        if let (Some(x), Some(y)) = (at(&cr.group_a), at(&cr.group_b)) {
+            cells[x][y] = (cr.false_matches, cr.comparisons);
+        }
     }
+    let left_out = g.groups.len() - k;
+    let note = if left_out > 0 {
+        format!("; {left_out} groups with too few comparisons left out (all cells are in cross_fmr.csv)")
+    } else {
+        String::new()
+    };
     let heat = charts::Heatmap {
         title: format!(
-            "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}) — {on}",
+            "Impostor FMR by {} at τ={:.4} (global FMR {:.0e}){note} — {on}",
             g.name, t.tau, t.target_fmr
         ),
-        groups: g.groups.clone(),
+        groups: shown.iter().map(|&i| g.groups[i].clone()).collect(),
         cells,
         target_fmr: t.target_fmr,
     };
     let (stem, path) = c.path("heatmap");
     charts::render_heatmap(&path, &heat)?;
-    files.push(c.file(stem, format!("Cross-group impostor FMR by {} at the global threshold for FMR {:.0e}: grey at or below target, red above.", g.name, t.target_fmr)));
+    files.push(c.file(stem, format!("Cross-group impostor FMR by {} at the global threshold for FMR {:.0e}: grey at or below target, red above (scale on the right).", g.name, t.target_fmr)));
     // 4. dot plot with intervals, faceted by the second attribute
+    let left_out = rates
+        .iter()
+        .filter(|r| !r.fmr_evidence.sufficient() && !r.fnmr_evidence.sufficient())
+        .count();
+    let note = if left_out > 0 {
+        format!("; {left_out} groups without enough data for either rate not shown")
+    } else {
+        String::new()
+    };
     let dots = charts::DotPlot {
         title: format!(
-            "FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}) — {on}",
+            "FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}){note} — {on}",
             g.name, t.tau, t.target_fmr
         ),
         facets: facets(g, rates),
@@ -228,29 +260,44 @@ fn threshold_charts(
         .collect();
     for (rate, kind) in [("FMR", "relative"), ("FNMR", "relative_fnmr")] {
         let fmr = rate == "FMR";
+        // Groups without enough data for this rate (theirs or the reference's) are left out.
+        let bars: Vec<charts::RelativeBar> = rel
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                if fmr {
+                    r.fmr_sufficient
+                } else {
+                    r.fnmr_sufficient
+                }
+            })
+            .map(|(i, r)| {
+                if fmr {
+                    let iv = (r.fmr_ratio_ci_low, r.fmr_ratio_ci_high);
+                    (r.group.clone(), i, r.fmr_ratio, iv, true)
+                } else {
+                    let iv = (r.fnmr_ratio_ci_low, r.fnmr_ratio_ci_high);
+                    (r.group.clone(), i, r.fnmr_ratio, iv, true)
+                }
+            })
+            .collect();
+        let left_out = rel.len() - bars.len();
+        let note = if left_out > 0 {
+            format!("; {left_out} groups without enough data left out")
+        } else {
+            String::new()
+        };
         let chart = charts::RelativeFmr {
             title: format!(
-                "{rate} relative to {} (by {}), τ={:.4} (FMR {:.0e}) — {on}",
+                "{rate} relative to {} (by {}), τ={:.4} (FMR {:.0e}){note} — {on}",
                 g.groups[reference], g.name, t.tau, t.target_fmr
             ),
             rate: rate.into(),
-            bars: rel
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    if fmr {
-                        let iv = (r.fmr_ratio_ci_low, r.fmr_ratio_ci_high);
-                        (r.group.clone(), i, r.fmr_ratio, iv, r.fmr_sufficient)
-                    } else {
-                        let iv = (r.fnmr_ratio_ci_low, r.fnmr_ratio_ci_high);
-                        (r.group.clone(), i, r.fnmr_ratio, iv, r.fnmr_sufficient)
-                    }
-                })
-                .collect(),
+            bars,
         };
         let (stem, path) = c.path(kind);
         charts::render_relative_fmr(&path, &chart)?;
-        files.push(c.file(stem, format!("Each {} group's {rate} divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the 95 % subject-bootstrap interval of that ratio for the named pair; faded: a group without enough comparisons.", g.name, g.groups[reference], t.target_fmr)));
+        files.push(c.file(stem, format!("Each {} group's {rate} divided by that of {} (the reference), at the global threshold for FMR {:.0e}; bars are the 95 % subject-bootstrap interval of that ratio for the named pair; groups without enough comparisons are left out.", g.name, g.groups[reference], t.target_fmr)));
     }
     Ok(())
 }
@@ -287,22 +334,25 @@ fn density(tail: &[u64], bins: usize) -> Vec<(f64, f64)> {
 }
 
 /// Dot-plot facets: by the second attribute of an intersection, else one facet.
-fn facets(g: &Grouping, rates: &[crate::metrics::GroupRate]) -> Vec<charts::Facet> {
-    let est = |r: &crate::metrics::GroupRate| {
-        (
-            (r.fmr, r.fmr_ci_low, r.fmr_ci_high),
-            (r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high),
-        )
+/// The dot plot's facets: one per value of the second attribute of an intersection (else one), each
+/// group with enough data for FMR or FNMR (the others are left out; `faded` marks a rate without).
+fn facets(g: &Grouping, rates: &[GroupRate]) -> Vec<charts::Facet> {
+    let dot = |r: &GroupRate, group: &str, colour: usize| charts::Dot {
+        group: group.to_string(),
+        colour,
+        fmr: (r.fmr, r.fmr_ci_low, r.fmr_ci_high),
+        fnmr: (r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high),
+        faded: [!r.fmr_evidence.sufficient(), !r.fnmr_evidence.sufficient()],
     };
+    let shown = |r: &&GroupRate| r.fmr_evidence.sufficient() || r.fnmr_evidence.sufficient();
     if !g.name.contains('×') {
-        return vec![(
-            String::new(),
-            rates
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.group.clone(), i, est(r).0, est(r).1))
-                .collect(),
-        )];
+        let dots = rates
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| shown(r))
+            .map(|(i, r)| dot(r, &r.group, i))
+            .collect();
+        return vec![(String::new(), dots)];
     }
     let mut firsts: Vec<String> = rates
         .iter()
@@ -310,14 +360,14 @@ fn facets(g: &Grouping, rates: &[crate::metrics::GroupRate]) -> Vec<charts::Face
         .collect();
     firsts.sort();
     firsts.dedup();
-    let mut out: Vec<(String, Vec<_>)> = Vec::new();
-    for r in rates {
+    let mut out: Vec<(String, Vec<charts::Dot>)> = Vec::new();
+    for r in rates.iter().filter(shown) {
         let (first, second) = r.group.split_once('|').unwrap_or((r.group.as_str(), ""));
         let colour = firsts.iter().position(|f| f == first).unwrap_or(0);
-        let (f, n) = est(r);
+        let d = dot(r, first, colour);
         match out.iter_mut().find(|(s, _)| s == second) {
-            Some((_, v)) => v.push((first.to_string(), colour, f, n)),
-            None => out.push((second.to_string(), vec![(first.to_string(), colour, f, n)])),
+            Some((_, v)) => v.push(d),
+            None => out.push((second.to_string(), vec![d])),
         }
     }
     out

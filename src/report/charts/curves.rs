@@ -5,11 +5,42 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{color, decade_floor, err, legend, pow10_label, render};
+use super::{
+    decade_floor, draw_markers, err, legend_panel, legend_width, pow10_label, render, style,
+    titled, LegendEntry,
+};
+
+/// A group's line colour: its style's, faded when the group has too little data.
+fn line_color(i: usize, faded: bool) -> RGBAColor {
+    let c = style(i).color;
+    if faded {
+        c.mix(0.25)
+    } else {
+        c.to_rgba()
+    }
+}
+
+/// Splits a chart's area (below its title) into the plot and the legend panel on its right.
+fn plot_and_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    entries: usize,
+) -> Result<[DrawingArea<DB, Shift>; 2], String> {
+    let body = titled(root, title, 20)?;
+    let (w, _) = body.dim_in_pixel();
+    let (plot, legend) = body.split_horizontally(w.saturating_sub(legend_width(entries)));
+    Ok([plot, legend])
+}
+
+/// Every `n`-th point of a curve, for its markers.
+fn every(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
+    points.iter().step_by(n.max(1)).copied().collect()
+}
 
 /// Writes a DET chart as `<stem>.png` and `<stem>.svg`.
 pub fn render_det(stem: &Path, c: &DetChart) -> Result<(), String> {
-    render(stem, (960, 720), |r| draw_det(r, c), |r| draw_det(r, c))
+    let w = 900 + legend_width(c.series.len());
+    render(stem, (w, 720), |r| draw_det(r, c), |r| draw_det(r, c))
 }
 
 /// One group's DET curve and its operating points at the global thresholds.
@@ -21,6 +52,8 @@ pub struct DetSeries {
     pub curve: Vec<(f64, f64)>,
     /// (FMR, FNMR) at each global threshold, in the order of [`DetChart::thresholds`].
     pub operating: Vec<(f64, f64)>,
+    /// Drawn faded: the group has too few comparisons at the chart threshold.
+    pub faded: bool,
 }
 
 /// A DET chart: FNMR against FMR for every group, both on log10 axes.
@@ -51,8 +84,8 @@ pub fn draw_det<DB: DrawingBackend>(
     let min_fnmr = all.map(|p| p.1).filter(|&v| v > 0.0).fold(1.0, f64::min);
     let x0 = decade_floor(min_fmr).max(1e-8);
     let y0 = decade_floor(min_fnmr).clamp(1e-5, 0.1);
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 20))
+    let [plot, side] = plot_and_legend(root, &c.title, c.series.len())?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -69,18 +102,22 @@ pub fn draw_det<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     for (i, s) in c.series.iter().enumerate() {
-        let col = color(i);
+        let col = line_color(i, s.faded);
         let pts: Vec<(f64, f64)> = s
             .curve
             .iter()
             .copied()
             .filter(|p| p.0 >= x0 && p.1 >= y0)
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-            .map_err(err)?
-            .label(&s.group)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+        if style(i).dashed {
+            chart
+                .draw_series(DashedLineSeries::new(pts, 8, 4, col.stroke_width(2)))
+                .map_err(err)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                .map_err(err)?;
+        }
     }
     // Connectors through the points sharing one global threshold, then the points themselves.
     for (t, label) in c.thresholds.iter().enumerate() {
@@ -109,18 +146,21 @@ pub fn draw_det<DB: DrawingBackend>(
             .map_err(err)?;
     }
     for (i, s) in c.series.iter().enumerate() {
-        let col = color(i);
-        chart
-            .draw_series(
-                s.operating
-                    .iter()
-                    .filter(|p| p.0 >= x0 && p.1 >= y0)
-                    .map(|&p| Circle::new(p, 4, col.filled())),
-            )
-            .map_err(err)?;
+        let pts: Vec<(f64, f64)> = s
+            .operating
+            .iter()
+            .copied()
+            .filter(|p| p.0 >= x0 && p.1 >= y0)
+            .collect();
+        draw_markers(&mut chart, &pts, style(i).marker, 4, line_color(i, s.faded))?;
     }
-    // DET curves never reach the lower left (low FMR and low FNMR at once): the legend goes there.
-    legend(&mut chart, SeriesLabelPosition::LowerLeft, 14)
+    let entries: Vec<LegendEntry> = c
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.group.clone(), i, s.faded))
+        .collect();
+    legend_panel(&side, &entries)
 }
 
 /// (τ, FMR, FNMR) points of one group.
@@ -135,6 +175,8 @@ pub struct RatesVsThreshold {
     pub series: Vec<(String, RateCurve)>,
     /// Global thresholds: (label, τ).
     pub thresholds: Vec<(String, f64)>,
+    /// Per group: drawn faded (too few comparisons).
+    pub faded: Vec<bool>,
 }
 
 /// Draws FMR (solid) and FNMR (dashed) against τ, log10 y.
@@ -150,8 +192,8 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
         .fold(1.0, f64::min)
         .max(1e-7);
     let y0 = decade_floor(y0);
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 20))
+    let [plot, side] = plot_and_legend(root, &c.title, c.series.len())?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -166,8 +208,8 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(err)?;
-    for (i, (group, pts)) in c.series.iter().enumerate() {
-        let col = color(i);
+    for (i, (_, pts)) in c.series.iter().enumerate() {
+        let col = line_color(i, c.faded.get(i).copied().unwrap_or(false));
         let fmr: Vec<(f64, f64)> = pts
             .iter()
             .filter(|p| p.1 >= y0 && p.0 >= -0.2)
@@ -178,11 +220,18 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
             .filter(|p| p.2 >= y0 && p.0 >= -0.2)
             .map(|p| (p.0, p.2))
             .collect();
+        let n = fmr.len() / 6;
+        draw_markers(&mut chart, &every(&fmr, n), style(i).marker, 4, col)?;
+        draw_markers(
+            &mut chart,
+            &every(&fnmr, fnmr.len() / 6),
+            style(i).marker,
+            4,
+            col,
+        )?;
         chart
             .draw_series(LineSeries::new(fmr, col.stroke_width(2)))
-            .map_err(err)?
-            .label(group.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+            .map_err(err)?;
         chart
             .draw_series(DashedLineSeries::new(fnmr, 6, 4, col.stroke_width(2)))
             .map_err(err)?;
@@ -202,15 +251,20 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
-    Ok(())
+    let entries: Vec<LegendEntry> = c
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.0.clone(), i, c.faded.get(i).copied().unwrap_or(false)))
+        .collect();
+    legend_panel(&side, &entries)
 }
 
 /// Writes a rates-vs-threshold chart.
 pub fn render_rates_vs_threshold(stem: &Path, c: &RatesVsThreshold) -> Result<(), String> {
     render(
         stem,
-        (960, 640),
+        (900 + legend_width(c.series.len()), 640),
         |r| draw_rates_vs_threshold(r, c),
         |r| draw_rates_vs_threshold(r, c),
     )
@@ -228,6 +282,8 @@ pub struct ScoreDistributions {
     pub series: Vec<(String, Density, Density)>,
     /// Global thresholds (label, τ).
     pub thresholds: Vec<(String, f64)>,
+    /// Per group: drawn faded (too few comparisons).
+    pub faded: Vec<bool>,
 }
 
 /// Draws the densities: impostor solid, genuine dashed, same colour per group.
@@ -242,8 +298,8 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
         .fold(0.0, f64::max)
         .max(1e-9)
         * 1.05;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 20))
+    let [plot, side] = plot_and_legend(root, &c.title, c.series.len())?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -257,13 +313,14 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(err)?;
-    for (i, (group, genuine, impostor)) in c.series.iter().enumerate() {
-        let col = color(i);
+    for (i, (_, genuine, impostor)) in c.series.iter().enumerate() {
+        let col = line_color(i, c.faded.get(i).copied().unwrap_or(false));
+        let peak = |d: &Density| d.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        let peaks: Vec<(f64, f64)> = peak(impostor).into_iter().chain(peak(genuine)).collect();
+        draw_markers(&mut chart, &peaks, style(i).marker, 4, col)?;
         chart
             .draw_series(LineSeries::new(impostor.clone(), col.stroke_width(2)))
-            .map_err(err)?
-            .label(group.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+            .map_err(err)?;
         chart
             .draw_series(DashedLineSeries::new(
                 genuine.clone(),
@@ -288,16 +345,59 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
-    Ok(())
+    let entries: Vec<LegendEntry> = c
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.0.clone(), i, c.faded.get(i).copied().unwrap_or(false)))
+        .collect();
+    legend_panel(&side, &entries)
 }
 
 /// Writes a score-distribution chart.
 pub fn render_score_distributions(stem: &Path, c: &ScoreDistributions) -> Result<(), String> {
     render(
         stem,
-        (960, 600),
+        (900 + legend_width(c.series.len()), 600),
         |r| draw_score_distributions(r, c),
         |r| draw_score_distributions(r, c),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_29_group_det_keeps_its_legend_beside_the_plot() {
+        // LFW's race grouping: 29 groups. The canvas grows by a two-column legend panel, and the panel
+        // (right of the 900 px plot) holds every group's swatch, the last one's colour included.
+        let series: Vec<DetSeries> = (0..29)
+            .map(|i| DetSeries {
+                group: format!("group {i}"),
+                curve: vec![(1e-4, 0.2), (1e-2, 0.05 + i as f64 * 1e-3)],
+                operating: vec![(1e-3, 0.1)],
+                faded: i % 3 == 0,
+            })
+            .collect();
+        let chart = DetChart {
+            title: "DET by race — model on dataset".into(),
+            series,
+            thresholds: vec!["τ=0.3 (FMR 1e-3)".into()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("det");
+        render_det(&stem, &chart).unwrap();
+        let img = image::open(stem.with_extension("png")).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (900 + legend_width(29), 720));
+        assert_eq!(legend_width(29), 560, "two legend columns beyond 24 groups");
+        let last = style(28).color; // group 28: not faded, 5th colour, 4th marker
+        let in_panel = |c: RGBColor| {
+            img.enumerate_pixels()
+                .any(|(x, _, p)| x >= 900 && p.0 == [c.0, c.1, c.2])
+        };
+        assert!(in_panel(last), "the legend panel shows the last group");
+        // Nothing of the legend is drawn over the plot: its text column starts right of the plot.
+        assert_ne!(style(28), style(20));
+    }
 }

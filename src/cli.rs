@@ -178,6 +178,11 @@ pub struct RunArgs {
     /// each score by at most about 2^-7 / 2^-10. Reduced precision needs --device cuda (or auto with a GPU).
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::compare::gpu::Precision,
+    /// Pairs to leave out of every count, judged label errors (one person under two identities,
+    /// duplicates): a CSV with columns `path_a,path_b` naming images as the manifest does — the layout
+    /// of top_impostors.csv, so rows can be copied from it. Recorded in run.json, stated on the page.
+    #[arg(long)]
+    pub exclude_pairs: Option<PathBuf>,
     /// Metric and uncertainty settings.
     #[command(flatten)]
     pub analysis: AnalysisArgs,

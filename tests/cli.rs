@@ -611,6 +611,118 @@ fn a_tie_between_two_groups_is_not_called_a_direction() {
 }
 
 #[test]
+fn excluded_pairs_leave_every_count_and_are_stated() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 6, 5);
+    let run = |out: &std::path::Path, extra: &[&std::ffi::OsStr]| {
+        facebias(dir.path())
+            .args([
+                "run",
+                "--quiet",
+                "--bootstrap",
+                "100",
+                "--target-fmr",
+                "0.05,0.01",
+            ])
+            .args(extra)
+            .arg("--dataset")
+            .arg(&manifest)
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .success();
+    };
+    let first = dir.path().join("first");
+    run(&first, &[]);
+    let top = read_csv(&first.join("top_impostors.csv"));
+    let worst = read_csv(&first.join("worst_genuine.csv"));
+    assert!(top.len() >= 100 && !worst.is_empty());
+    assert_eq!(top[0]["rank"], "1");
+    // Top impostor scores are in descending order, genuine ones ascending.
+    let score = |r: &HashMap<String, String>| r["score"].parse::<f64>().unwrap();
+    assert!(top
+        .windows(2)
+        .all(|w| score(&w[0]) >= score(&w[1]) || w[1]["rank"].is_empty()));
+    assert!(worst
+        .windows(2)
+        .all(|w| score(&w[0]) <= score(&w[1]) || w[1]["rank"].is_empty()));
+    let list = dir.path().join("exclude.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "path_a,path_b,why\n{},{},same person\n{},{},wrong label\n",
+            top[0]["path_a"], top[0]["path_b"], worst[0]["path_a"], worst[0]["path_b"]
+        ),
+    )
+    .unwrap();
+    let second = dir.path().join("second");
+    run(&second, &["--exclude-pairs".as_ref(), list.as_os_str()]);
+    let json = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("run.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (json(&first), json(&second));
+    assert_eq!(
+        (
+            b["exclusions"]["pairs"].as_u64(),
+            b["exclusions"]["mated"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    for (key, less) in [
+        ("nonmated_comparisons_scored", 1),
+        ("mated_comparisons_scored", 1),
+    ] {
+        assert_eq!(
+            b["compare"][key].as_u64().unwrap() + less,
+            a["compare"][key].as_u64().unwrap(),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        b["thresholds"][0]["comparisons"].as_u64().unwrap() + 1,
+        a["thresholds"][0]["comparisons"].as_u64().unwrap()
+    );
+    let top2 = read_csv(&second.join("top_impostors.csv"));
+    assert!(!top2
+        .iter()
+        .any(|r| r["path_a"] == top[0]["path_a"] && r["path_b"] == top[0]["path_b"]));
+    assert_eq!(
+        top2[0]["path_a"], top[1]["path_a"],
+        "the next pair moves up"
+    );
+    let summary = std::fs::read_to_string(second.join("summary.md")).unwrap();
+    assert!(summary.contains("2 pairs listed in"), "{summary}");
+    // The bootstrap leaves them out too: numpy's re-implementation agrees on every interval.
+    let status = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/equity_check.py"
+        ))
+        .arg(&second)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A path that is not in the manifest names the file and row, before any work.
+    std::fs::write(&list, "path_a,path_b\nnope.jpg,nope2.jpg\n").unwrap();
+    let out = facebias(dir.path())
+        .args(["run", "--quiet", "--exclude-pairs"])
+        .arg(&list)
+        .arg("--dataset")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("exclude.csv") && err.contains("row 2") && err.contains("nope.jpg"),
+        "{err}"
+    );
+    assert!(!dir.path().join("bad").exists());
+}
+
+#[test]
 fn reference_group_naming_no_group_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = bfw_subset(dir.path(), 1, 2);
@@ -668,7 +780,11 @@ fn html_report_loads_in_headless_chromium_with_every_image() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(expected, 3 * 7, "7 charts for each of sex, race, sex×race");
+    assert_eq!(
+        expected,
+        3 * 7 + 1,
+        "7 charts for each of sex, race, sex×race, and the contact sheet of the top impostor pairs"
+    );
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|c| {

@@ -82,6 +82,7 @@ fn run_with_spec(args: &AuditArgs, spec_text: &str, detector: PathBuf) -> Result
         target_fmr: args.target_fmr.clone(),
         attributes: None,
         shard: None,
+        exclude_pairs: None,
         precision: crate::compare::gpu::Precision::Fp32,
         adapter: crate::manifest::adapters::Adapter::Auto,
         analysis: args.analysis.clone(),

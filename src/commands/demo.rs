@@ -16,6 +16,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         target_fmr: None,
         attributes: None,
         shard: None,
+        exclude_pairs: None,
         precision: crate::compare::gpu::Precision::Fp32,
         adapter: crate::manifest::adapters::Adapter::Auto,
         analysis: AnalysisArgs::default(),

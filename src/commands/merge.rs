@@ -72,7 +72,10 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
 /// Refuses a shard (`dir`, header `h`) that cannot be added to the first one (`first`, `h0`): other
 /// inputs, another kernel's pair scheme, or another shard count.
 fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Header) -> Result<()> {
-    if h.fingerprint != h0.fingerprint || h.combos != h0.combos {
+    if h.fingerprint != h0.fingerprint
+        || h.combos != h0.combos
+        || h.excluded_pairs != h0.excluded_pairs
+    {
         bail!(
             "{} comes from a different run (other embeddings or samples) than {}",
             dir.display(),

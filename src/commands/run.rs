@@ -43,6 +43,21 @@ struct Prepared {
     compare_note: String,
     cache: EmbeddingCache,
     workers: usize,
+    /// `--exclude-pairs`, as sample-index pairs.
+    excluded: Vec<(usize, usize)>,
+}
+
+/// What `--exclude-pairs` took out of the counts.
+#[derive(Default)]
+struct Excluded {
+    /// Pairs of enrolled rows whose scores are gone (never listed, never in the bootstrap).
+    rows: std::collections::HashSet<(usize, usize)>,
+    /// Bins of the scored non-mated ones (the kernel still finds them: its expected counts add them).
+    nonmated_bins: Vec<usize>,
+    /// (subject a, subject b) of every excluded pair, for the bootstrap.
+    subjects: Vec<(u32, u32)>,
+    mated: usize,
+    scored: usize,
 }
 
 /// The comparison stage's output, with the row assignment it used.
@@ -80,7 +95,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         );
     }
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let scored = score(&mut p, &emb, ex.dim, &rows, shard)?;
+    let mut scored = score(&mut p, &emb, ex.dim, &rows, shard)?;
+    let excluded = exclude(&p, &mut scored, &emb, ex.dim, &rows);
     let manifest = &p.adapted.manifest;
 
     let samples_csv = report::samples_csv(manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;
@@ -91,6 +107,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         shard: [shard.index, shard.count],
         fingerprint: store::fingerprint(&[&samples_csv, &embeddings_npy]),
         kernel: p.backend.kernel_name().into(),
+        excluded_pairs: p.excluded.len(),
     };
     put(&p.staging, "samples.csv", &samples_csv)?;
     put(&p.staging, "embeddings.npy", &embeddings_npy)?;
@@ -118,18 +135,29 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             "sharded run: intervals need an unsharded run (the bootstrap keeps per-subject pairs)";
         (None, note.to_string())
     } else if args.analysis.bootstrap > 0 {
-        bootstrap_pass(&mut p, args, &emb, ex.dim, &scored)?
+        bootstrap_pass(&mut p, args, &emb, ex.dim, &scored, &excluded)?
     } else {
         (None, String::new())
     };
     if shard.count == 1 {
-        top_pairs(&mut p, &emb, ex.dim, &rows, &scored)?;
+        top_pairs(&mut p, &emb, ex.dim, &rows, &scored, &excluded)?;
     }
 
     let mut record = run_record(args, &p, &ex, skipped, scored.seconds, shard)
         .to_value()
         .map_err(|e| anyhow!(e))?;
     record["dataset"]["adapter"] = serde_json::to_value(p.adapted.adapter)?;
+    if let Some(f) = &args.exclude_pairs {
+        record["exclusions"] = serde_json::json!({
+            "file": f.display().to_string(),
+            "sha256": crate::embed::spec::sha256_file(f).unwrap_or_default(),
+            "pairs": p.excluded.len(),
+            "mated": excluded.mated,
+            "nonmated": p.excluded.len() - excluded.mated,
+            "scored": excluded.scored,
+            "note": "pairs judged label errors by the user; every count, rate, threshold and interval leaves them out",
+        });
+    }
     if let (Some(list), Some(acc)) = (&p.adapted.pairs, &protocol) {
         record::set_protocol(&mut record, list, acc);
         print_protocol(list, acc);
@@ -181,6 +209,10 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     for w in &adapted.manifest.warnings {
         eprintln!("warning: {}", w.message);
     }
+    let excluded = match &args.exclude_pairs {
+        Some(f) => crate::manifest::exclude::read(f, &adapted.manifest)?,
+        None => Vec::new(),
+    };
     let model = resolve_model(&args.model)?;
     let partition = Partition::new(&adapted.manifest.attributes, &adapted.manifest.samples)
         .map_err(|e| anyhow!(e))?;
@@ -214,6 +246,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
         compare_note,
         cache,
         workers,
+        excluded,
     })
 }
 
@@ -258,6 +291,43 @@ fn score(
     })
 }
 
+/// Takes the `--exclude-pairs` pairs out of the comparison counts and the mated scores.
+fn exclude(
+    p: &Prepared,
+    s: &mut Scored,
+    emb: &[f32],
+    dim: usize,
+    rows: &[Option<usize>],
+) -> Excluded {
+    let mut x = Excluded::default();
+    let combo_of = &p.partition.combo_of;
+    for &(i, j) in &p.excluded {
+        let (si, sj) = (s.subjects[i], s.subjects[j]);
+        let mated = si == sj;
+        let scored = rows[i].zip(rows[j]).map(|(a, b)| (a.min(b), a.max(b)));
+        let bin = scored.map(|(a, b)| {
+            compare::bin_of(compare::dot(
+                &emb[a * dim..(a + 1) * dim],
+                &emb[b * dim..(b + 1) * dim],
+            ))
+        });
+        let (ci, cj) = (combo_of[i] as usize, combo_of[j] as usize);
+        s.comparisons.exclude(ci, cj, mated, bin);
+        if let Some(pair) = scored {
+            x.rows.insert(pair);
+            x.scored += 1;
+            if mated {
+                s.mated.retain(|m| (m.a, m.b) != pair);
+            } else {
+                x.nonmated_bins.extend(bin);
+            }
+        }
+        x.mated += usize::from(mated);
+        x.subjects.push((si, sj));
+    }
+    x
+}
+
 /// Second kernel pass for the subject bootstrap: the non-mated pairs at or above the lowest threshold,
 /// saved as `bootstrap.bin`. Returns the data, or none with a note saying why.
 fn bootstrap_pass(
@@ -266,6 +336,7 @@ fn bootstrap_pass(
     emb: &[f32],
     dim: usize,
     s: &Scored,
+    x: &Excluded,
 ) -> Result<(Option<BootstrapData>, String)> {
     let c = &s.comparisons;
     let total: u64 = c.nonmated_total.iter().sum();
@@ -289,16 +360,12 @@ fn bootstrap_pass(
         return Ok((None, note));
     }
     let combos = p.partition.combos.len();
-    let high = p.backend.high_pairs(
-        emb,
-        dim,
-        &s.e_combo,
-        &s.e_subject,
-        combos,
-        cutoff,
-        high_count,
-    )?;
-    let boot = BootstrapData::assemble(
+    let found = high_count + x.nonmated_bins.iter().filter(|&&b| b >= cutoff).count() as u64;
+    let mut high =
+        p.backend
+            .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, found)?;
+    high.retain(|&(a, b, _)| !x.rows.contains(&(a.min(b), a.max(b))));
+    let mut boot = BootstrapData::assemble(
         &p.partition.combo_of,
         &s.subjects,
         &s.e_subject,
@@ -306,6 +373,7 @@ fn bootstrap_pass(
         &high,
         cutoff,
     );
+    boot.excluded = x.subjects.clone();
     put(&p.staging, "bootstrap.bin", &boot.to_bytes())?;
     Ok((Some(boot), String::new()))
 }
@@ -318,12 +386,15 @@ fn top_pairs(
     dim: usize,
     rows: &[Option<usize>],
     s: &Scored,
+    x: &Excluded,
 ) -> Result<()> {
     let combos = p.partition.combos.len();
     let (cutoff, count) = top::candidate_cutoff(&s.comparisons.nonmated);
-    let candidates =
+    let found = count + x.nonmated_bins.iter().filter(|&&b| b >= cutoff).count() as u64;
+    let mut candidates =
         p.backend
-            .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, count)?;
+            .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, found)?;
+    candidates.retain(|&(a, b, _)| !x.rows.contains(&(a.min(b), a.max(b))));
     let impostors = top::top_impostors(&candidates, emb, dim, &s.e_combo, combos);
     let genuine = top::worst_genuine(&s.mated, &s.e_combo);
     let m = &p.adapted.manifest;

@@ -13,6 +13,7 @@
 //! `45-64`, `65+`), because per-year groups would be too small to measure anything.
 
 pub mod adapters;
+pub mod exclude;
 pub mod protocol;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

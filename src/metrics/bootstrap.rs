@@ -30,6 +30,10 @@ pub struct BootstrapData {
     pub high: Vec<(u32, u32, u16)>,
     /// Lowest bin kept in `high`.
     pub cutoff_bin: usize,
+    /// Pairs left out by `--exclude-pairs`, as (subject a, subject b): a mated pair when a = b (one
+    /// fewer mated comparison of that subject), else one fewer non-mated comparison between the two.
+    /// Their scores are already absent from `mated_bins` and `high`.
+    pub excluded: Vec<(u32, u32)>,
 }
 
 const MAGIC: &[u8] = b"FBBOOT1\n";
@@ -56,6 +60,7 @@ impl BootstrapData {
                 .map(|&(a, b, bin)| (e_subject[a], e_subject[b], bin))
                 .collect(),
             cutoff_bin: cutoff,
+            excluded: Vec::new(),
         };
         for (i, &s) in subjects.iter().enumerate() {
             d.subject_combo[s as usize] = combo_of[i];
@@ -69,7 +74,7 @@ impl BootstrapData {
 
     /// `bootstrap.bin`: magic, then little-endian: subject count (u64); per subject combo (u16), images
     /// (u64), mated-score count (u32) and bins (u16 each); high-pair count (u64) and pairs (u32, u32, u16);
-    /// cutoff bin (u64).
+    /// cutoff bin (u64); then, when pairs were excluded, their count (u64) and subject pairs (u32, u32).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut o = Vec::new();
         o.extend_from_slice(MAGIC);
@@ -89,6 +94,13 @@ impl BootstrapData {
             o.extend_from_slice(&bin.to_le_bytes());
         }
         o.extend_from_slice(&(self.cutoff_bin as u64).to_le_bytes());
+        if !self.excluded.is_empty() {
+            o.extend_from_slice(&(self.excluded.len() as u64).to_le_bytes());
+            for &(a, b) in &self.excluded {
+                o.extend_from_slice(&a.to_le_bytes());
+                o.extend_from_slice(&b.to_le_bytes());
+            }
+        }
         o
     }
 
@@ -131,12 +143,27 @@ impl BootstrapData {
             })
             .collect();
         d.cutoff_bin = u64::from_le_bytes(take(8)?.try_into().expect("8")) as usize;
+        if let Ok(n) = take(8) {
+            let n = u64::from_le_bytes(n.try_into().expect("8")) as usize;
+            d.excluded = take(8 * n)?
+                .chunks_exact(8)
+                .map(|c| {
+                    (
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                    )
+                })
+                .collect();
+        }
         if d.subject_combo
             .iter()
             .any(|&c| c as usize >= u16::MAX as usize)
             || d.high
                 .iter()
                 .any(|&(a, b, _)| a as usize >= subjects || b as usize >= subjects)
+            || d.excluded
+                .iter()
+                .any(|&(a, b)| a as usize >= subjects || b as usize >= subjects)
         {
             return Err("bootstrap.bin refers to a subject out of range".into());
         }
@@ -220,11 +247,16 @@ impl<'a> Prepared<'a> {
                 data.cutoff_bin
             ));
         }
-        let subj_mated: Vec<f64> = data
+        let mut subj_mated: Vec<f64> = data
             .subject_images
             .iter()
             .map(|&n| (n * n.saturating_sub(1) / 2) as f64)
             .collect();
+        for &(a, b) in &data.excluded {
+            if a == b {
+                subj_mated[a as usize] -= 1.0;
+            }
+        }
         let subj_fnm = bins
             .iter()
             .map(|&t| {
@@ -297,6 +329,13 @@ impl<'a> Prepared<'a> {
                     a[c] * a[d]
                 };
             }
+        }
+        for &(sa, sb) in self.data.excluded.iter().filter(|(a, b)| a != b) {
+            let (ca, cb) = (
+                self.data.subject_combo[sa as usize] as usize,
+                self.data.subject_combo[sb as usize] as usize,
+            );
+            nonmated[cell_index(k, ca, cb)] -= w[sa as usize] * w[sb as usize];
         }
         // A pair reaching `level` thresholds counts for the `level` lowest ones (by bin): accumulate per
         // level, then suffix-sum, so that level l holds every pair reaching at least l thresholds.
@@ -387,6 +426,7 @@ mod tests {
             // Non-mated image pairs at or above bin 35000: one in cell (0,0), one in (0,1).
             high: vec![(0, 1, 36000), (1, 2, 50000)],
             cutoff_bin: 35000,
+            excluded: Vec::new(),
         }
     }
 
@@ -425,6 +465,25 @@ mod tests {
             Prepared::new(&d, 2, &[100]).is_err(),
             "threshold below the cutoff"
         );
+    }
+
+    #[test]
+    fn excluded_pairs_leave_the_denominators() {
+        // Exclude subject 2's mated pair (a label error) and one non-mated pair between subjects 0
+        // and 2 (its score already gone from `high`): combo 1 loses its mated comparison, cell (0,1)
+        // one non-mated comparison (6 → 5 with unit weights; with weights 2, 1, 2 it loses w0·w2 = 4).
+        let mut d = toy();
+        d.mated_bins[2].clear();
+        d.excluded = vec![(2, 2), (0, 2)];
+        let p = Prepared::new(&d, 2, &[35000]).unwrap();
+        let wc = p.weighted(&[1.0, 1.0, 1.0]);
+        assert_eq!(wc.mated, vec![1.0, 0.0]);
+        assert_eq!(wc.fnm[0], vec![0.0, 0.0]);
+        assert_eq!(wc.nonmated, vec![2.0, 5.0, 0.0]);
+        let wc = p.weighted(&[2.0, 1.0, 2.0]);
+        // A0 = 2·2 + 1 = 5, A1 = 2·2 = 4 → 20, less w0·w2 = 4 → 16.
+        assert_eq!(wc.nonmated[1], 16.0);
+        assert_eq!(BootstrapData::from_bytes(&d.to_bytes()).unwrap(), d);
     }
 
     #[test]

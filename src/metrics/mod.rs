@@ -96,6 +96,23 @@ impl Comparisons {
         }
     }
 
+    /// Leaves one pair out of every count: a mated pair of combo `a` (`a == b`, `mated`) or a
+    /// non-mated pair of combos `a`, `b`, with its score bin when both images were enrolled.
+    pub fn exclude(&mut self, a: usize, b: usize, mated: bool, bin: Option<usize>) {
+        if mated {
+            self.mated_total[a] -= 1;
+            if let Some(k) = bin {
+                self.mated[a].counts[k] -= 1;
+            }
+        } else {
+            let idx = self.nonmated.index(a, b);
+            self.nonmated_total[idx] -= 1;
+            if let Some(k) = bin {
+                self.nonmated.cells[idx].counts[k] -= 1;
+            }
+        }
+    }
+
     /// Number of combos.
     pub fn combos(&self) -> usize {
         self.images.len()

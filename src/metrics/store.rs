@@ -27,6 +27,13 @@ pub struct Header {
     pub fingerprint: String,
     /// Kernel that computed the scores.
     pub kernel: String,
+    /// Pairs left out of every count by `--exclude-pairs` (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded_pairs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// sha256 over several byte strings (length-prefixed), as hex: the [`Header::fingerprint`] of a run's
@@ -211,6 +218,7 @@ mod tests {
             shard: [0, 1],
             fingerprint: "x".into(),
             kernel: "k".into(),
+            excluded_pairs: 0,
         };
         let bytes = to_bytes(&h, &c);
         let (h2, c2) = from_bytes(&bytes).unwrap();

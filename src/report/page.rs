@@ -149,6 +149,16 @@ pub fn findings(a: &Analysis, ctx: &Context) -> Vec<String> {
     {
         out.push(max_min_sentence(e));
     }
+    if let Some(x) = ctx.record.get("exclusions").filter(|x| x.is_object()) {
+        out.push(format!(
+            "{} pairs listed in {} (sha256 {}) were judged label errors by the user and left out of every count, rate, threshold and interval ({} mated, {} non-mated).",
+            x["pairs"],
+            x["file"].as_str().unwrap_or("?"),
+            x["sha256"].as_str().unwrap_or("?"),
+            x["mated"],
+            x["nonmated"]
+        ));
+    }
     out.extend(evidence_sentences(a, t.target_fmr));
     if let Some(p) = ctx.record.get("protocol").filter(|p| p.is_object()) {
         if let (Some(acc), Some(sd)) = (p["accuracy"].as_f64(), p["accuracy_std"].as_f64()) {

@@ -145,7 +145,12 @@ def read_bootstrap(path):
         combo.append(c); images.append(im); mated_bins.append(bins)
     (h,) = struct.unpack_from("<Q", b, pos); pos += 8
     high = np.frombuffer(b, dtype=np.dtype([("a", "<u4"), ("b", "<u4"), ("bin", "<u2")]), count=h, offset=pos)
-    return np.array(combo), np.array(images, dtype=float), mated_bins, high
+    pos += 10 * h + 8  # the pairs, then the cut-off bin
+    excluded = []
+    if pos < len(b):  # pairs left out by --exclude-pairs: (subject a, subject b)
+        (n,) = struct.unpack_from("<Q", b, pos); pos += 8
+        excluded = [struct.unpack_from("<II", b, pos + 8 * i) for i in range(n)]
+    return np.array(combo), np.array(images, dtype=float), mated_bins, high, excluded
 
 
 def read_header(path):
@@ -177,12 +182,16 @@ def percentile_ci(v):
 
 def bootstrap_counts(run, record):
     """Per (grouping, target) the weighted (fm, nm, fnm, m) of every group in every replicate."""
-    combo, images, mated_bins, high = read_bootstrap(f"{run}/bootstrap.bin")
+    combo, images, mated_bins, high, excluded = read_bootstrap(f"{run}/bootstrap.bin")
     header = read_header(f"{run}/comparisons.bin")
     ncombos = len(header["combos"])
     gs = groupings(header["attributes"], header["combos"])
     thresholds = [(t["target_fmr"], t["bin"]) for t in record["thresholds"]]
     subj_mated = images * (images - 1) / 2
+    for a, b in excluded:
+        if a == b:
+            subj_mated[a] -= 1  # an excluded mated pair (its score is already out of mated_bins)
+    cross = [(a, b) for a, b in excluded if a != b]
     fnm = {b: subj_mated - np.array([(mb >= b).sum() for mb in mated_bins]) for _, b in thresholds}
     members = [np.flatnonzero(combo == c) for c in range(ncombos)]
     rng = SplitMix64(record["bootstrap"]["seed"])
@@ -206,7 +215,8 @@ def bootstrap_counts(run, record):
                     subj = np.isin(combo, in_k)
                     a, b2 = a_c[in_k].sum(), b_c[in_k].sum()
                     pairs = np.isin(ca, in_k) & np.isin(cb, in_k) & reached
-                    rep.append((ww[pairs].sum(), (a * a - b2) / 2, (w[subj] * fnm[tb][subj]).sum(), (w[subj] * subj_mated[subj]).sum()))
+                    gone = sum(w[x] * w[y] for x, y in cross if combo[x] in in_k and combo[y] in in_k)
+                    rep.append((ww[pairs].sum(), (a * a - b2) / 2 - gone, (w[subj] * fnm[tb][subj]).sum(), (w[subj] * subj_mated[subj]).sum()))
                 out[(name, target)].append((labels, rep))
     return out
 

@@ -128,7 +128,8 @@ fn zero_note(rates: &[(String, f64, bool)], items: &[&Item]) -> String {
     }
 }
 
-/// The highest observed rate (never a substituted bound): (label, rate).
+/// The highest observed rate (never a substituted bound): (label, rate). On a tie the later group in
+/// the fixed order is the max while the earlier one is the min, so a tie names two groups (ratio 1).
 fn highest(rates: &[(String, f64, bool)]) -> Option<&(String, f64, bool)> {
     rates
         .iter()

@@ -64,7 +64,12 @@ def ratio_metrics(items):
     x = np.array([3.0 / m if e == 0 else e / m for e, m, _ in items])
     zero = any(e == 0 for e, _, _ in items)
     observed = [(e / m, g) for e, m, g in items if e > 0]
-    top, hi = max(observed, key=lambda t: t[0])
+    # Ties: the last group with the highest rate and the first with the lowest (as facebias's
+    # max_by / min_by), so that a tie still names two different groups.
+    top, hi = observed[0]
+    for r, g in observed:
+        if r >= top:
+            top, hi = r, g
     lo = items[int(np.argmin(x))][2]
     mm = top / x.min()
     mg = top / math.exp(np.log(x).mean())

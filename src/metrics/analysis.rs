@@ -202,6 +202,15 @@ fn pair_ratio(num: (f64, f64), den: (f64, f64)) -> f64 {
     top / bounded_rate(den.0, den.1)
 }
 
+/// A group's (errors, comparisons) relative to the reference's; exactly 1 for the reference itself.
+fn ratio_to(own: bool, num: (u64, u64), den: (u64, u64)) -> f64 {
+    if own {
+        1.0
+    } else {
+        pair_ratio((num.0 as f64, num.1 as f64), (den.0 as f64, den.1 as f64))
+    }
+}
+
 /// The point values of every relative rate (intervals filled by the bootstrap).
 fn relative_rates(a: &Analysis) -> Vec<RelativeRate> {
     let mut out = Vec::new();
@@ -216,24 +225,18 @@ fn relative_rates(a: &Analysis) -> Vec<RelativeRate> {
                     group: r.group.clone(),
                     target_fmr: r.target_fmr,
                     threshold: r.threshold,
-                    fmr_ratio: if own {
-                        1.0
-                    } else {
-                        pair_ratio(
-                            (r.false_matches as f64, r.nonmated_comparisons as f64),
-                            (r0.false_matches as f64, r0.nonmated_comparisons as f64),
-                        )
-                    },
+                    fmr_ratio: ratio_to(
+                        own,
+                        (r.false_matches, r.nonmated_comparisons),
+                        (r0.false_matches, r0.nonmated_comparisons),
+                    ),
                     fmr_ratio_ci_low: f64::NAN,
                     fmr_ratio_ci_high: f64::NAN,
-                    fnmr_ratio: if own {
-                        1.0
-                    } else {
-                        pair_ratio(
-                            (r.false_non_matches as f64, r.mated_comparisons as f64),
-                            (r0.false_non_matches as f64, r0.mated_comparisons as f64),
-                        )
-                    },
+                    fnmr_ratio: ratio_to(
+                        own,
+                        (r.false_non_matches, r.mated_comparisons),
+                        (r0.false_non_matches, r0.mated_comparisons),
+                    ),
                     fnmr_ratio_ci_low: f64::NAN,
                     fnmr_ratio_ci_high: f64::NAN,
                     fmr_sufficient: r.fmr_evidence.sufficient() && r0.fmr_evidence.sufficient(),

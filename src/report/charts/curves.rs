@@ -32,6 +32,14 @@ fn plot_and_legend<DB: DrawingBackend>(
     Ok([plot, legend])
 }
 
+/// Legend entries of groups `names`, faded where `faded` says so.
+fn entries<'a>(names: impl Iterator<Item = &'a String>, faded: &[bool]) -> Vec<LegendEntry> {
+    names
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i, faded.get(i).copied().unwrap_or(false)))
+        .collect()
+}
+
 /// Every `n`-th point of a curve, for its markers.
 fn every(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
     points.iter().step_by(n.max(1)).copied().collect()
@@ -251,13 +259,7 @@ pub fn draw_rates_vs_threshold<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    let entries: Vec<LegendEntry> = c
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.0.clone(), i, c.faded.get(i).copied().unwrap_or(false)))
-        .collect();
-    legend_panel(&side, &entries)
+    legend_panel(&side, &entries(c.series.iter().map(|s| &s.0), &c.faded))
 }
 
 /// Writes a rates-vs-threshold chart.
@@ -345,13 +347,7 @@ pub fn draw_score_distributions<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
-    let entries: Vec<LegendEntry> = c
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.0.clone(), i, c.faded.get(i).copied().unwrap_or(false)))
-        .collect();
-    legend_panel(&side, &entries)
+    legend_panel(&side, &entries(c.series.iter().map(|s| &s.0), &c.faded))
 }
 
 /// Writes a score-distribution chart.

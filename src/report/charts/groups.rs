@@ -263,6 +263,39 @@ fn label_band(labels: &[String]) -> u32 {
     (12 + 8 * longest as u32).max(30)
 }
 
+/// The x-axis of a chart with one column per group: label style (rotated when `rotate`) and the
+/// formatter that writes each group's (abbreviated) label under its column.
+fn group_axis(
+    labels: Vec<String>,
+    rotate: bool,
+    size: u32,
+) -> (TextStyle<'static>, impl Fn(&f64) -> String) {
+    let font = ("sans-serif", size).into_font();
+    let style = if rotate {
+        font.transform(FontTransform::Rotate90).color(&BLACK)
+    } else {
+        font.color(&BLACK)
+    };
+    let fmt = move |v: &f64| {
+        labels
+            .get(v.round() as usize)
+            .filter(|_| (v - v.round()).abs() < 0.01)
+            .map(|l| if rotate { below_axis(l) } else { l.clone() })
+            .unwrap_or_default()
+    };
+    (style, fmt)
+}
+
+/// A log y range `lo..hi` with labelled ticks at every decade (and 2×, 5× on short ranges).
+fn log_y(
+    lo: f64,
+    hi: f64,
+) -> plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>> {
+    (lo..hi)
+        .log_scale()
+        .with_key_points(super::log_ticks(lo, hi))
+}
+
 /// A rotated axis label: plotters centres tick labels on the tick, so the label is preceded by as
 /// much blank (figure spaces) as it is long, which puts all of it below the axis.
 fn below_axis(label: &str) -> String {
@@ -310,13 +343,7 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
                 .collect();
             let band = label_band(&labels);
             let rotate = groups.len() > 6 || labels.iter().any(|l| l.chars().count() > 10);
-            let fmt = move |v: &f64| {
-                labels
-                    .get(v.round() as usize)
-                    .filter(|_| (v - v.round()).abs() < 0.01)
-                    .map(|l| if rotate { below_axis(l) } else { l.clone() })
-                    .unwrap_or_default()
-            };
+            let (x_style, fmt) = group_axis(labels, rotate, 12);
             let caption = if facet.is_empty() {
                 rate.to_string()
             } else {
@@ -327,21 +354,8 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
                 .margin(8)
                 .x_label_area_size(if rotate { band } else { 30 })
                 .y_label_area_size(55)
-                .build_cartesian_2d(
-                    -0.5f64..(groups.len() as f64 - 0.5),
-                    (lo..hi)
-                        .log_scale()
-                        .with_key_points(super::log_ticks(lo, hi)),
-                )
+                .build_cartesian_2d(-0.5f64..(groups.len() as f64 - 0.5), log_y(lo, hi))
                 .map_err(err)?;
-            let x_style = if rotate {
-                ("sans-serif", 12)
-                    .into_font()
-                    .transform(FontTransform::Rotate90)
-                    .color(&BLACK)
-            } else {
-                ("sans-serif", 12).into_font().color(&BLACK)
-            };
             chart
                 .configure_mesh()
                 .disable_x_mesh()
@@ -460,33 +474,14 @@ pub fn draw_relative_fmr<DB: DrawingBackend>(
     let labels: Vec<String> = c.bars.iter().map(|b| super::abbreviate(&b.0, 24)).collect();
     let rotate = c.bars.len() > 6 || labels.iter().any(|l| l.chars().count() > 12);
     let band = if rotate { label_band(&labels) } else { 40 };
-    let fmt = move |v: &f64| {
-        labels
-            .get(v.round() as usize)
-            .filter(|_| (v - v.round()).abs() < 0.01)
-            .map(|l| if rotate { below_axis(l) } else { l.clone() })
-            .unwrap_or_default()
-    };
+    let (x_style, fmt) = group_axis(labels, rotate, 13);
     let body = super::titled(root, &c.title, 18)?;
     let mut chart = ChartBuilder::on(&body)
         .margin(15)
         .x_label_area_size(band)
         .y_label_area_size(60)
-        .build_cartesian_2d(
-            -0.5f64..(c.bars.len() as f64 - 0.5),
-            (lo..hi)
-                .log_scale()
-                .with_key_points(super::log_ticks(lo, hi)),
-        )
+        .build_cartesian_2d(-0.5f64..(c.bars.len() as f64 - 0.5), log_y(lo, hi))
         .map_err(err)?;
-    let x_style = if rotate {
-        ("sans-serif", 13)
-            .into_font()
-            .transform(FontTransform::Rotate90)
-            .color(&BLACK)
-    } else {
-        ("sans-serif", 13).into_font().color(&BLACK)
-    };
     chart
         .configure_mesh()
         .disable_x_mesh()

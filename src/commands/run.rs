@@ -148,15 +148,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         .map_err(|e| anyhow!(e))?;
     record["dataset"]["adapter"] = serde_json::to_value(p.adapted.adapter)?;
     if let Some(f) = &args.exclude_pairs {
-        record["exclusions"] = serde_json::json!({
-            "file": f.display().to_string(),
-            "sha256": crate::embed::spec::sha256_file(f).unwrap_or_default(),
-            "pairs": p.excluded.len(),
-            "mated": excluded.mated,
-            "nonmated": p.excluded.len() - excluded.mated,
-            "scored": excluded.scored,
-            "note": "pairs judged label errors by the user; every count, rate, threshold and interval leaves them out",
-        });
+        let n = p.excluded.len();
+        record::set_exclusions(&mut record, f, n, excluded.mated, excluded.scored);
     }
     if let (Some(list), Some(acc)) = (&p.adapted.pairs, &protocol) {
         record::set_protocol(&mut record, list, acc);

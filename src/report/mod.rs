@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod console;
+pub mod findings;
 pub mod page;
 pub mod pairs;
 pub mod record;

@@ -240,6 +240,25 @@ pub fn set_bootstrap_request(record: &mut serde_json::Value, opts: &Options, not
     record["bootstrap"] = serde_json::json!({"replicates": opts.bootstrap, "seed": opts.seed, "alpha": opts.alpha, "note": note});
 }
 
+/// Records `--exclude-pairs`: the file, its sha256, and how many pairs (mated, scored) it took out.
+pub fn set_exclusions(
+    record: &mut serde_json::Value,
+    file: &Path,
+    pairs: usize,
+    mated: usize,
+    scored: usize,
+) {
+    record["exclusions"] = serde_json::json!({
+        "file": file.display().to_string(),
+        "sha256": crate::embed::spec::sha256_file(file).unwrap_or_default(),
+        "pairs": pairs,
+        "mated": mated,
+        "nonmated": pairs - mated,
+        "scored": scored,
+        "note": "pairs judged label errors by the user; every count, rate, threshold and interval leaves them out",
+    });
+}
+
 /// Marks the record of shard `index` of `count`: its files are partial until `facebias merge`.
 pub fn set_partial(record: &mut serde_json::Value, index: usize, count: usize) {
     record["files"] =

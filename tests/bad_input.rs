@@ -379,3 +379,74 @@ fn the_readme_form_of_mean_and_std_is_accepted_and_a_wrong_count_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn out_folders_the_tool_did_not_make_are_never_emptied() {
+    // `report .` inside a run folder, `run --out .`, and an --out holding the dataset: refused with
+    // every file left as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let run = dir.path().join("run");
+    facebias(dir.path())
+        .args(["run", "--quiet", "--bootstrap", "0", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    let files = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&run);
+    assert!(
+        before.contains(&"comparisons.bin".to_string())
+            && before.contains(&".facebias-run".to_string())
+    );
+    let a = facebias(dir.path())
+        .args(["report", "."])
+        .current_dir(&run)
+        .assert()
+        .failure();
+    assert!(
+        stderr_of(&a).contains("current folder"),
+        "{}",
+        stderr_of(&a)
+    );
+    assert_eq!(files(&run), before, "the run folder is untouched");
+    // A working folder with a run.json among other work is not a report folder.
+    let work = dir.path().join("thesis");
+    std::fs::create_dir_all(work.join("src")).unwrap();
+    std::fs::write(work.join("run.json"), "{}").unwrap();
+    std::fs::write(work.join("chapter1.tex"), "text").unwrap();
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&work)
+        .assert()
+        .failure();
+    assert!(stderr_of(&a).contains("did not write"), "{}", stderr_of(&a));
+    assert_eq!(
+        std::fs::read_to_string(work.join("chapter1.tex")).unwrap(),
+        "text"
+    );
+    // --out that holds the dataset's manifest.
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("not a facebias report") || err.contains("holds the input"),
+        "{err}"
+    );
+    assert!(manifest.is_file());
+}

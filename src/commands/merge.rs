@@ -18,6 +18,8 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
     if args.shards.is_empty() {
         bail!("give the shard folders to merge (the --out folders of `facebias run --shard k/n`)");
     }
+    let shards: Vec<&Path> = args.shards.iter().map(|d| d.as_path()).collect();
+    crate::report::staging::check_not_input(&args.out, &shards).map_err(|e| anyhow!(e))?;
     let staging = common::stage(&args.out)?;
     let first = args.shards[0].as_path();
     let mut merged: Option<(store::Header, Comparisons)> = None;
@@ -55,7 +57,6 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
         &store::to_bytes(&header, &comparisons),
     )?;
     let mut record = record::read(first).map_err(|e| anyhow!(e))?;
-    let shards: Vec<&Path> = args.shards.iter().map(|d| d.as_path()).collect();
     record::set_merged(&mut record, &shards);
     let analysis = common::finish_report(
         &staging,

@@ -207,6 +207,13 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
         None => Vec::new(),
     };
     let model = resolve_model(&args.model)?;
+    let mut inputs = vec![
+        args.dataset.as_path(),
+        adapted.manifest.file.as_path(),
+        &model.path,
+    ];
+    inputs.extend(args.exclude_pairs.as_deref());
+    crate::report::staging::check_not_input(&args.out, &inputs).map_err(|e| anyhow!(e))?;
     let partition = Partition::new(&adapted.manifest.attributes, &adapted.manifest.samples)
         .map_err(|e| anyhow!(e))?;
     common::check_targets(args.target_fmr.as_deref())?;

@@ -13,8 +13,9 @@ pub mod page;
 pub mod pairs;
 pub mod record;
 pub mod render;
+pub mod staging;
 
-use std::path::{Path, PathBuf};
+pub use staging::Staging;
 
 use serde::Serialize;
 
@@ -108,81 +109,6 @@ pub fn rows_csv<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, String> {
     w.into_inner().map_err(|e| e.to_string())
 }
 
-/// A report folder being written: files go to a hidden temporary sibling that replaces the target only
-/// when complete, so an interrupted run never leaves a report that looks finished.
-#[derive(Debug)]
-pub struct Staging {
-    target: PathBuf,
-    tmp: PathBuf,
-}
-
-impl Staging {
-    /// Checks the target can be written and creates the temporary folder. An existing target must be
-    /// empty or an earlier facebias report (it holds `run.json`); anything else is refused.
-    pub fn begin(target: &Path) -> Result<Staging, String> {
-        if target.exists() {
-            let is_dir = target.is_dir();
-            let empty = is_dir
-                && std::fs::read_dir(target)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            if !is_dir || !(empty || target.join("run.json").is_file()) {
-                return Err(format!(
-                    "--out {} exists and is not a facebias report folder (no run.json); choose another --out or remove it",
-                    target.display()
-                ));
-            }
-        }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "report".into());
-        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        Ok(Staging {
-            target: target.to_path_buf(),
-            tmp,
-        })
-    }
-
-    /// The temporary folder files are written to.
-    pub fn dir(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Writes one file into the staging folder.
-    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
-        let p = self.tmp.join(name);
-        std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))
-    }
-
-    /// Moves the finished report into place.
-    pub fn commit(self) -> Result<PathBuf, String> {
-        if self.target.exists() {
-            std::fs::remove_dir_all(&self.target)
-                .map_err(|e| format!("cannot replace {}: {e}", self.target.display()))?;
-        }
-        std::fs::rename(&self.tmp, &self.target)
-            .map_err(|e| format!("cannot move report into {}: {e}", self.target.display()))?;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // On failure (commit not reached) the partial folder is removed.
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,33 +122,5 @@ mod tests {
         let (data, r, d) = read_npy_f32(&bytes).unwrap();
         assert_eq!((r, d), (2, 3));
         assert_eq!(data[5], 6.0);
-    }
-
-    #[test]
-    fn staging_refuses_foreign_folders_and_cleans_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let foreign = dir.path().join("foreign");
-        std::fs::create_dir(&foreign).unwrap();
-        std::fs::write(foreign.join("thesis.tex"), "x").unwrap();
-        assert!(Staging::begin(&foreign)
-            .unwrap_err()
-            .contains("not a facebias report"));
-        let out = dir.path().join("out");
-        let tmp;
-        {
-            let s = Staging::begin(&out).unwrap();
-            s.write("a.csv", b"x").unwrap();
-            tmp = s.dir().to_path_buf();
-        }
-        assert!(
-            !tmp.exists() && !out.exists(),
-            "a dropped staging leaves nothing"
-        );
-        let s = Staging::begin(&out).unwrap();
-        s.write("run.json", b"{}").unwrap();
-        s.commit().unwrap();
-        assert!(out.join("run.json").is_file());
-        // A finished report may be replaced.
-        assert!(Staging::begin(&out).is_ok());
     }
 }

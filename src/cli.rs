@@ -149,6 +149,11 @@ pub struct ExecArgs {
     /// stage that can, else the CPU, with a note in run.json; `cuda` stops at once when a stage cannot.
     #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
     pub device: crate::runtime::Device,
+    /// Images whose header claims more pixels than this are not decoded but counted as `too_large`
+    /// (a decompression bomb of a few hundred bytes can claim 65000x65000); bounds each worker's
+    /// decode memory to about 12 bytes a pixel of it.
+    #[arg(long, default_value_t = crate::preprocess::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_image_pixels: u64,
 }
 
 /// Arguments of `run`.

@@ -450,3 +450,64 @@ fn out_folders_the_tool_did_not_make_are_never_emptied() {
     );
     assert!(manifest.is_file());
 }
+
+#[test]
+fn a_bomb_header_is_a_counted_too_large_under_a_memory_limit() {
+    // A copy of a real BFW JPEG whose frame header claims 65000x65000 (decoding it would take 12.7 GB)
+    // and a PNG claiming 30000x30000, run with the process's data segment limited to 3 GiB: the run
+    // ends normally, both counted `too_large` in samples.csv.
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let first = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut jpeg = std::fs::read(&first).unwrap();
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
+        .unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFD, 0xE8, 0xFD, 0xE8]); // 65000 x 65000
+    let bomb = dir.path().join("bomb.jpg");
+    std::fs::write(&bomb, &jpeg).unwrap();
+    let mut m = text.clone();
+    m += &format!("{},bomb,female,asian,\n", bomb.display());
+    let with_bomb = dir.path().join("bomb.csv");
+    std::fs::write(&with_bomb, m).unwrap();
+    let out = dir.path().join("run");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("facebias"));
+    cmd.env("XDG_CACHE_HOME", dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet", "--bootstrap", "0", "--dataset"])
+        .arg(&with_bomb)
+        .arg("--out")
+        .arg(&out);
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 3 << 30,
+                rlim_max: 3 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = read_csv(&out.join("samples.csv"));
+    let b = rows.iter().find(|r| r["subject"] == "bomb").unwrap();
+    assert_eq!(b["status"], "too_large", "{b:?}");
+    assert!(b["detail"].contains("65000x65000"), "{b:?}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["skipped"]["too_large"], 1);
+}

@@ -54,6 +54,7 @@ pub fn extract_config(
         keep_tensors,
         progress,
         device: runtime::Device::Cpu,
+        max_pixels: crate::preprocess::DEFAULT_MAX_PIXELS,
     }
 }
 

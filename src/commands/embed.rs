@@ -30,6 +30,7 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
     let (device, device_note) =
         runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
     cfg.device = device;
+    cfg.max_pixels = args.exec.max_image_pixels;
     let mut cache = if args.dump_tensors {
         EmbeddingCache::disabled()
     } else {

@@ -231,6 +231,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     let (device, device_note) =
         runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
     cfg.device = device;
+    cfg.max_pixels = args.exec.max_image_pixels;
     // The comparison device is opened (and its kernels compiled) before the long embedding stage.
     let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
     let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;

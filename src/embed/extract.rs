@@ -18,7 +18,7 @@ use super::{l2_normalize, Embedder};
 use crate::manifest::Sample;
 use crate::preprocess::align::{scaled_template, warp, Similarity, ARCFACE_112};
 use crate::preprocess::detect::{Detector, DetectorConfig, Face};
-use crate::preprocess::{decode, tensor::write_tensor};
+use crate::preprocess::{decode_limited, tensor::write_tensor, DecodeError};
 use crate::runtime::Runtime;
 
 /// Outcome of one image.
@@ -35,6 +35,8 @@ pub enum SampleStatus {
     ReadError,
     /// The model produced NaN/Inf or an all-zero vector.
     BadEmbedding,
+    /// The image header claims more pixels than `--max-image-pixels`: not decoded.
+    TooLarge,
 }
 
 impl SampleStatus {
@@ -46,6 +48,7 @@ impl SampleStatus {
             SampleStatus::DecodeError => "decode_error",
             SampleStatus::ReadError => "read_error",
             SampleStatus::BadEmbedding => "bad_embedding",
+            SampleStatus::TooLarge => "too_large",
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct ExtractConfig {
     pub progress: bool,
     /// Where the embedding model runs (detection stays on the CPU: the detector is tiny).
     pub device: crate::runtime::Device,
+    /// Images whose header claims more pixels are skipped as `too_large`.
+    pub max_pixels: u64,
 }
 
 /// Summed time spent in each stage across workers, plus the wall time.
@@ -228,11 +233,14 @@ impl Worker<'_> {
             }
         }
         let t = Instant::now();
-        let img = match decode(&bytes) {
+        let img = match decode_limited(&bytes, self.cfg.max_pixels) {
             Ok(i) => i,
             Err(e) => {
-                self.out
-                    .push((index, failure(SampleStatus::DecodeError, e.0), None));
+                let status = match e {
+                    DecodeError::TooLarge(_) => SampleStatus::TooLarge,
+                    DecodeError::Corrupt(_) => SampleStatus::DecodeError,
+                };
+                self.out.push((index, failure(status, e.to_string()), None));
                 return Ok(());
             }
         };

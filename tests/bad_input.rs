@@ -511,3 +511,42 @@ fn a_bomb_header_is_a_counted_too_large_under_a_memory_limit() {
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["skipped"]["too_large"], 1);
 }
+
+#[test]
+fn labels_that_would_collide_are_refused() {
+    // `sex,sex` would double every row of groups.csv; a `|` inside a value would merge two groups of
+    // an intersection.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let case = |name: &str, header: String, rows: Vec<String>| {
+        let m = dir.path().join(name);
+        std::fs::write(&m, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        let a = facebias(dir.path())
+            .args(["run", "--quiet", "--dataset"])
+            .arg(&m)
+            .arg("--out")
+            .arg(dir.path().join(format!("{name}.out")))
+            .assert()
+            .failure();
+        stderr_of(&a)
+    };
+    let err = case(
+        "dup.csv",
+        format!("{header},sex"),
+        rows.iter().map(|r| format!("{r},female")).collect(),
+    );
+    assert!(err.contains("`sex` twice"), "{err}");
+    let mut bad: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    bad[0] = bad[0]
+        .replacen(",female,", ",fe|male,", 1)
+        .replacen(",male,", ",fe|male,", 1);
+    let err = case("pipe.csv", header.to_string(), bad);
+    assert!(
+        err.contains("row 2") && err.contains("contains `|`"),
+        "{err}"
+    );
+}

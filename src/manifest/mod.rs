@@ -151,6 +151,19 @@ pub fn parse(
         .iter()
         .map(str::to_string)
         .collect();
+    let mut sorted = headers.clone();
+    sorted.sort();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(invalid(format!(
+            "the header names the column `{}` twice; give every column a distinct name",
+            w[0]
+        )));
+    }
+    if let Some(h) = headers.iter().find(|h| h.contains('|') || h.contains('×')) {
+        return Err(invalid(format!(
+            "the column name `{h}` contains `|` or `×`, which facebias uses to join attributes of an intersection; rename it"
+        )));
+    }
     let path_col = headers.iter().position(|h| h == "path");
     let subject_col = headers.iter().position(|h| h == "subject");
     let (Some(path_col), Some(subject_col)) = (path_col, subject_col) else {
@@ -219,10 +232,19 @@ pub fn parse(
                 path.display()
             )));
         }
-        let attributes = attr_cols
+        let attributes: Vec<String> = attr_cols
             .iter()
             .map(|(c, _)| record.get(*c).unwrap_or("").to_string())
             .collect();
+        if let Some((v, (_, col))) = attributes
+            .iter()
+            .zip(&attr_cols)
+            .find(|(v, _)| v.contains('|'))
+        {
+            return Err(row_err(format!(
+                "the `{col}` value `{v}` contains `|`, which joins the values of an intersection (`female|asian`) and would merge two groups; replace it (e.g. with `/` or `+`)"
+            )));
+        }
         samples.push(Sample {
             rel_path,
             path,
@@ -310,7 +332,13 @@ fn validate_labels(
             .iter()
             .filter(|s| s.attributes[a].is_empty())
             .count();
-        if unlabelled > 0 {
+        if unlabelled == samples.len() {
+            warnings.push(Warning {
+                kind: "empty_column".into(),
+                message: format!("the `{name}` column is empty in every row: no `{name}` groups"),
+                count: unlabelled,
+            });
+        } else if unlabelled > 0 {
             warnings.push(Warning {
                 kind: "unlabelled".into(),
                 message: format!(

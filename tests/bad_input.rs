@@ -550,3 +550,60 @@ fn labels_that_would_collide_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn cold_and_warm_runs_write_the_same_samples_csv_with_a_failure_to_enrol() {
+    // A faceless image is a cached `no_face`: the warm run's detail must equal the cold run's.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let blank = dir.path().join("blank.png");
+    image::RgbImage::from_pixel(96, 96, image::Rgb([128, 128, 128]))
+        .save(&blank)
+        .unwrap();
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text += &format!("{},blank,female,asian,\n", blank.display());
+    std::fs::write(&manifest, text).unwrap();
+    let mut outs = Vec::new();
+    for name in ["cold", "warm"] {
+        let out = dir.path().join(name);
+        facebias(dir.path())
+            .args(["run", "--quiet", "--bootstrap", "0", "--dataset"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        outs.push(std::fs::read(out.join("samples.csv")).unwrap());
+    }
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("warm/run.json")).unwrap()).unwrap();
+    assert!(
+        run["execution"]["cache_hits"].as_u64().unwrap() > 0,
+        "the second run is warm"
+    );
+    assert!(String::from_utf8_lossy(&outs[0]).contains("no_face"));
+    assert_eq!(outs[0], outs[1], "cold and warm samples.csv differ");
+}
+
+#[test]
+fn an_unwritable_cache_fails_before_any_image_is_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let not_a_folder = dir.path().join("file");
+    std::fs::write(&not_a_folder, "x").unwrap();
+    let a = facebias(dir.path())
+        .args(["run", "--dataset"])
+        .arg(&manifest)
+        .arg("--cache-dir")
+        .arg(not_a_folder.join("cache"))
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(err.contains("cache") && err.contains("--no-cache"), "{err}");
+    assert!(
+        !err.contains("failures to enrol") && !dir.path().join("o").exists(),
+        "{err}"
+    );
+}

@@ -50,6 +50,25 @@ impl EmbeddingCache {
             )
         })?;
         let file = dir.join(format!("{key}.bin"));
+        // Fail now, not after the embedding work, when the cache cannot be written.
+        let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+        let writable = std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe));
+        let writable = writable.and_then(|_| {
+            if file.exists() {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&file)
+                    .map(|_| ())
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = writable {
+            return Err(format!(
+                "cannot write the embedding cache in {}: {e}; pass a writable --cache-dir or --no-cache",
+                dir.display()
+            ));
+        }
         let mut entries = HashMap::new();
         if let Ok(bytes) = std::fs::read(&file) {
             let mut good = 0;

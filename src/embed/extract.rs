@@ -251,13 +251,8 @@ impl Worker<'_> {
             (Some(det), Template::Arcface112) => {
                 let Some(face) = det.detect(&img)? else {
                     self.timings.detect_s += t.elapsed().as_secs_f64();
-                    let r = failure(
-                        SampleStatus::NoFace,
-                        format!(
-                            "no face with score >= {}",
-                            self.cfg.detector_config.score_threshold
-                        ),
-                    );
+                    // The same detail as a cache hit gives, so cold and warm runs write the same file.
+                    let r = failure(SampleStatus::NoFace, self.no_face_detail());
                     self.out.push((index, r, Some((hash, Cached::NoFace))));
                     return Ok(());
                 };

@@ -607,3 +607,53 @@ fn an_unwritable_cache_fails_before_any_image_is_embedded() {
         "{err}"
     );
 }
+
+#[test]
+fn a_damaged_comparisons_or_bootstrap_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 2, 3);
+    let run = dir.path().join("run");
+    facebias(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--bootstrap",
+            "50",
+            "--target-fmr",
+            "0.05",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    let groups = std::fs::read(run.join("groups.csv")).unwrap();
+    for file in ["comparisons.bin", "bootstrap.bin"] {
+        let path = run.join(file);
+        let good = std::fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 0x10; // one flipped count bit
+        std::fs::write(&path, &bad).unwrap();
+        let a = facebias(dir.path())
+            .arg("report")
+            .arg(&run)
+            .assert()
+            .failure();
+        let err = stderr_of(&a);
+        assert!(err.contains(file) && err.contains("damaged"), "{err}");
+        assert_eq!(
+            std::fs::read(run.join("groups.csv")).unwrap(),
+            groups,
+            "nothing rewritten"
+        );
+        std::fs::write(&path, &good).unwrap();
+    }
+    facebias(dir.path())
+        .arg("report")
+        .arg(&run)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(run.join("groups.csv")).unwrap(), groups);
+}

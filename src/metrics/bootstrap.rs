@@ -36,7 +36,9 @@ pub struct BootstrapData {
     pub excluded: Vec<(u32, u32)>,
 }
 
-const MAGIC: &[u8] = b"FBBOOT1\n";
+/// Version 2 ends with a sha256 of the rest ([`super::store::seal`]); version 1 is still read.
+const MAGIC: &[u8] = b"FBBOOT2\n";
+const MAGIC_V1: &[u8] = b"FBBOOT1\n";
 
 impl BootstrapData {
     /// Per-subject data from the run: `combo_of` and `subjects` per sample (every image, failures to
@@ -74,7 +76,8 @@ impl BootstrapData {
 
     /// `bootstrap.bin`: magic, then little-endian: subject count (u64); per subject combo (u16), images
     /// (u64), mated-score count (u32) and bins (u16 each); high-pair count (u64) and pairs (u32, u32, u16);
-    /// cutoff bin (u64); then, when pairs were excluded, their count (u64) and subject pairs (u32, u32).
+    /// cutoff bin (u64); then, when pairs were excluded, their count (u64) and subject pairs (u32, u32);
+    /// then the sha256 of all of it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut o = Vec::new();
         o.extend_from_slice(MAGIC);
@@ -101,14 +104,18 @@ impl BootstrapData {
                 o.extend_from_slice(&b.to_le_bytes());
             }
         }
-        o
+        super::store::seal(o)
     }
 
     /// Parses [`BootstrapData::to_bytes`] output.
     pub fn from_bytes(b: &[u8]) -> Result<BootstrapData, String> {
-        if !b.starts_with(MAGIC) {
+        let b = if b.starts_with(MAGIC) {
+            super::store::unseal(b, "bootstrap.bin")?
+        } else if b.starts_with(MAGIC_V1) {
+            b
+        } else {
             return Err("not a facebias bootstrap.bin".into());
-        }
+        };
         let mut pos = MAGIC.len();
         let mut take = |n: usize| -> Result<&[u8], String> {
             let s = b.get(pos..pos + n).ok_or("bootstrap.bin is truncated")?;

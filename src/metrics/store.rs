@@ -1,17 +1,43 @@
 //! `comparisons.bin`: everything the metrics need, saved in the run folder so reports can be
 //! re-rendered and sharded runs merged without touching the model or recomputing any comparison.
 //!
-//! Layout: `FBCMP1\n`, a u32 LE length and a JSON header ([`Header`]), then little-endian u64 arrays:
+//! Layout: `FBCMP2\n` (`FBCMP1\n` without the checksum), a u32 LE length and a JSON header ([`Header`]), then little-endian u64 arrays:
 //! per combo `images`, `fte`, `mated_total`; per cell `nonmated_total`; then each histogram (all
 //! non-mated cells, then the mated histogram of each combo) stored sparsely as a u32 count of non-zero
-//! bins followed by that many `(u32 bin, u64 count)` pairs.
+//! bins followed by that many `(u32 bin, u64 count)` pairs; then (version 2, `FBCMP2`) the sha256 of
+//! everything before it, checked on reading.
 
 use serde::{Deserialize, Serialize};
 
 use super::Comparisons;
 use crate::compare::{CellHistograms, ScoreHistogram, BINS};
 
-const MAGIC: &[u8] = b"FBCMP1\n";
+/// Version 2: the bytes end with the sha256 of everything before it ([`seal`]).
+const MAGIC: &[u8] = b"FBCMP2\n";
+/// Version 1 (no checksum), still read.
+const MAGIC_V1: &[u8] = b"FBCMP1\n";
+
+/// Appends the sha256 of `body`, so that any changed byte is found when the file is read back.
+pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
+    body.extend_from_slice(&digest);
+    body
+}
+
+/// Checks and strips the trailer written by [`seal`]; `what` names the file in the error.
+pub fn unseal<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8], String> {
+    let n = bytes
+        .len()
+        .checked_sub(32)
+        .ok_or_else(|| format!("{what} is truncated"))?;
+    let (body, sum) = bytes.split_at(n);
+    if <sha2::Sha256 as sha2::Digest>::digest(body).as_slice() != sum {
+        return Err(format!(
+            "{what} is damaged (its sha256 does not match its contents); rerun the run that wrote it"
+        ));
+    }
+    Ok(body)
+}
 
 /// Metadata stored with the counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +116,7 @@ pub fn to_bytes(header: &Header, c: &Comparisons) -> Vec<u8> {
         .iter()
         .chain(&c.mated)
         .for_each(|h| put_hist(&mut out, h));
-    out
+    seal(out)
 }
 
 struct Reader<'a> {
@@ -135,9 +161,13 @@ impl Reader<'_> {
 
 /// Parses a `comparisons.bin`.
 pub fn from_bytes(bytes: &[u8]) -> Result<(Header, Comparisons), String> {
-    if !bytes.starts_with(MAGIC) {
+    let bytes = if bytes.starts_with(MAGIC) {
+        unseal(bytes, "comparisons.bin")?
+    } else if bytes.starts_with(MAGIC_V1) {
+        bytes
+    } else {
         return Err("not a facebias comparisons.bin (bad magic)".into());
-    }
+    };
     let mut r = Reader {
         b: bytes,
         pos: MAGIC.len(),
@@ -221,6 +251,14 @@ mod tests {
             excluded_pairs: 0,
         };
         let bytes = to_bytes(&h, &c);
+        // Any flipped byte — a count, a bin, the header — is found, never read as a number.
+        for at in [8, bytes.len() / 2, bytes.len() - 40, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x04;
+            let err = from_bytes(&bad).unwrap_err();
+            assert!(err.contains("damaged") || err.contains("magic"), "{err}");
+        }
+        assert!(from_bytes(&bytes[..bytes.len() - 5]).is_err());
         let (h2, c2) = from_bytes(&bytes).unwrap();
         assert_eq!(h, h2);
         assert_eq!(c.nonmated, c2.nonmated);

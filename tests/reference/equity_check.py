@@ -140,7 +140,9 @@ def check_metrics(groups, equity, alpha):
 
 def read_bootstrap(path):
     b = open(path, "rb").read()
-    assert b[:8] == b"FBBOOT1\n", "not a bootstrap.bin"
+    assert b[:8] in (b"FBBOOT1\n", b"FBBOOT2\n"), "not a bootstrap.bin"
+    if b[:8] == b"FBBOOT2\n":
+        b = b[:-32]  # the sha256 trailer
     pos = 8
     (n,) = struct.unpack_from("<Q", b, pos); pos += 8
     combo, images, mated_bins = [], [], []
@@ -160,7 +162,7 @@ def read_bootstrap(path):
 
 def read_header(path):
     b = open(path, "rb").read()
-    assert b[:7] == b"FBCMP1\n", "not a comparisons.bin"
+    assert b[:7] in (b"FBCMP1\n", b"FBCMP2\n"), "not a comparisons.bin"
     (n,) = struct.unpack_from("<I", b, 7)
     return json.loads(b[11:11 + n])
 

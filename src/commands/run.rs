@@ -60,6 +60,19 @@ struct Excluded {
     scored: usize,
 }
 
+impl Excluded {
+    /// Scored excluded non-mated pairs at or above `bin`: the kernel still finds them, so they are
+    /// added to the count it is told to expect.
+    fn at_or_above(&self, bin: usize) -> u64 {
+        self.nonmated_bins.iter().filter(|&&b| b >= bin).count() as u64
+    }
+
+    /// Drops the excluded pairs from a kernel's list of (row a, row b, bin).
+    fn remove_from(&self, pairs: &mut Vec<(usize, usize, u16)>) {
+        pairs.retain(|&(a, b, _)| !self.rows.contains(&(a.min(b), a.max(b))));
+    }
+}
+
 /// The comparison stage's output, with the row assignment it used.
 struct Scored {
     comparisons: Comparisons,
@@ -317,14 +330,16 @@ fn exclude(
         if let Some(pair) = scored {
             x.rows.insert(pair);
             x.scored += 1;
-            if mated {
-                s.mated.retain(|m| (m.a, m.b) != pair);
-            } else {
+            if !mated {
                 x.nonmated_bins.extend(bin);
             }
         }
         x.mated += usize::from(mated);
         x.subjects.push((si, sj));
+    }
+    // One pass over the mated scores (a, b: row order, a < b) for all excluded mated pairs.
+    if x.mated > 0 {
+        s.mated.retain(|m| !x.rows.contains(&(m.a, m.b)));
     }
     x
 }
@@ -361,11 +376,11 @@ fn bootstrap_pass(
         return Ok((None, note));
     }
     let combos = p.partition.combos.len();
-    let found = high_count + x.nonmated_bins.iter().filter(|&&b| b >= cutoff).count() as u64;
+    let found = high_count + x.at_or_above(cutoff);
     let mut high =
         p.backend
             .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, found)?;
-    high.retain(|&(a, b, _)| !x.rows.contains(&(a.min(b), a.max(b))));
+    x.remove_from(&mut high);
     let mut boot = BootstrapData::assemble(
         &p.partition.combo_of,
         &s.subjects,
@@ -391,11 +406,11 @@ fn top_pairs(
 ) -> Result<()> {
     let combos = p.partition.combos.len();
     let (cutoff, count) = top::candidate_cutoff(&s.comparisons.nonmated);
-    let found = count + x.nonmated_bins.iter().filter(|&&b| b >= cutoff).count() as u64;
+    let found = count + x.at_or_above(cutoff);
     let mut candidates =
         p.backend
             .high_pairs(emb, dim, &s.e_combo, &s.e_subject, combos, cutoff, found)?;
-    candidates.retain(|&(a, b, _)| !x.rows.contains(&(a.min(b), a.max(b))));
+    x.remove_from(&mut candidates);
     let impostors = top::top_impostors(&candidates, emb, dim, &s.e_combo, combos);
     let genuine = top::worst_genuine(&s.mated, &s.e_combo);
     let m = &p.adapted.manifest;

@@ -78,9 +78,10 @@ pub fn analyse(
     };
     for g in &gs {
         let curves = super::group_curves(c, g);
+        let seps: Vec<_> = curves.iter().map(super::separation::separation).collect();
         let mut per_threshold = Vec::new();
         for t in &a.thresholds {
-            let r = super::group_rates(g, &curves, t);
+            let r = super::group_rates(g, &curves, &seps, t);
             a.equity.extend(super::equity_rows(g, &r, t, opts.alpha));
             per_threshold.push(r);
         }

@@ -314,14 +314,21 @@ pub struct GroupRate {
 }
 
 /// Rates of every group of a grouping at a threshold.
-pub fn group_rates(g: &Grouping, curves: &[GroupCurves], t: &Threshold) -> Vec<GroupRate> {
+/// `seps` holds each group's threshold-free [`separation::Separation`] (computed once for all
+/// thresholds).
+pub fn group_rates(
+    g: &Grouping,
+    curves: &[GroupCurves],
+    seps: &[separation::Separation],
+    t: &Threshold,
+) -> Vec<GroupRate> {
     g.groups
         .iter()
         .zip(curves)
-        .map(|(label, cv)| {
+        .zip(seps)
+        .map(|((label, cv), sep)| {
             let fm = cv.false_matches(t.bin);
             let fnm = cv.false_non_matches(t.bin);
-            let sep = separation::separation(cv);
             GroupRate {
                 attribute: g.name.clone(),
                 group: label.clone(),
@@ -571,7 +578,8 @@ mod tests {
         assert_eq!(t.bin, bin_of(0.25) + 1);
         assert_eq!((t.false_matches, t.comparisons), (3, 33));
         let curves = group_curves(&c, &g);
-        let r = group_rates(&g, &curves, &t);
+        let seps: Vec<_> = curves.iter().map(separation::separation).collect();
+        let r = group_rates(&g, &curves, &seps, &t);
         // a: FMR = 2/9 (0.3, 0.9); FNMR = 0/1 (0.7 ≥ τ)
         assert_eq!(
             (

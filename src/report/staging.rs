@@ -23,41 +23,25 @@ pub const MARKER: &str = ".facebias-run";
 const MARKER_TEXT: &str =
     "a report folder written by facebias; it may replace this folder's contents\n";
 
-/// Names facebias writes into a report folder.
+/// Names facebias writes into a report folder: those `run.json` lists ([`super::record::REPORT_FILES`],
+/// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only.
 pub fn is_report_file(name: &str) -> bool {
-    const FIXED: [&str; 20] = [
+    const OTHERS: [&str; 6] = [
         MARKER,
         "run.json",
-        "index.html",
-        "summary.md",
-        "samples.csv",
-        "embeddings.npy",
         "tensors.npy",
-        "comparisons.bin",
-        "bootstrap.bin",
-        "groups.csv",
-        "cross_fmr.csv",
-        "equity.csv",
-        "policies.csv",
-        "relative.csv",
         "protocol.csv",
-        "top_impostors.csv",
-        "worst_genuine.csv",
-        "top_impostors.png",
         "model_spec.toml",
         "sanity.json",
     ];
-    const CHARTS: [&str; 6] = [
-        "det_",
-        "rates_",
-        "scores_",
-        "heatmap_",
-        "dots_",
-        "relative_",
-    ];
-    FIXED.contains(&name)
-        || (CHARTS.iter().any(|p| name.starts_with(p))
-            && (name.ends_with(".png") || name.ends_with(".svg")))
+    let chart = name.ends_with(".png") || name.ends_with(".svg");
+    OTHERS.contains(&name)
+        || super::record::REPORT_FILES
+            .iter()
+            .any(|f| match f.split_once('*') {
+                Some((prefix, _)) => chart && name.starts_with(prefix),
+                None => *f == name,
+            })
 }
 
 /// A report folder being written.

@@ -25,9 +25,9 @@ pub fn bench_pipeline(args: &BenchArgs) -> Result<PipelineBench> {
     cfg.device = device;
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
-        let mut cache = EmbeddingCache::disabled();
+        let cache = EmbeddingCache::disabled();
         let ex =
-            extract::extract(rt, &manifest.samples, &cfg, &mut cache).map_err(|e| anyhow!(e))?;
+            extract::extract(rt, &manifest.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
         let failures = ex
             .results
             .iter()

@@ -78,7 +78,24 @@ pub fn open_cache(
     )
     .to_lowercase();
     let dir = exec.cache_dir.clone().unwrap_or_else(cache::default_dir);
-    EmbeddingCache::open(&dir, &key, dim).map_err(|e| anyhow!(e))
+    let cache = EmbeddingCache::open(&dir, &key, dim).map_err(|e| anyhow!(e))?;
+    let file = cache
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if let Some(aside) = cache.set_aside() {
+        eprintln!(
+            "warning: the embedding cache {file} was not readable (foreign header); it was moved to {} and a new cache started",
+            aside.display()
+        );
+    }
+    if cache.damaged() > 0 {
+        eprintln!(
+            "warning: {} damaged records in the embedding cache {file} were ignored; their images are embedded again",
+            cache.damaged()
+        );
+    }
+    Ok(cache)
 }
 
 /// Refuses a `--target-fmr` that is not a rate in (0, 1).

@@ -31,12 +31,12 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
         runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
     cfg.device = device;
     cfg.max_pixels = args.exec.max_image_pixels;
-    let mut cache = if args.dump_tensors {
+    let cache = if args.dump_tensors {
         EmbeddingCache::disabled()
     } else {
         common::open_cache(rt, &model, &cfg, &args.exec)?
     };
-    let ex = extract::extract(rt, &manifest.samples, &cfg, &mut cache).map_err(|e| anyhow!(e))?;
+    let ex = extract::extract(rt, &manifest.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
     let (emb, rows) = ex.matrix();
     let n = rows.iter().flatten().count();
     let samples_csv = report::samples_csv(&manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;

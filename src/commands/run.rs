@@ -91,7 +91,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let mut p = prepare(args)?;
     let manifest = &p.adapted.manifest;
     let ex =
-        extract::extract(p.rt, &manifest.samples, &p.cfg, &mut p.cache).map_err(|e| anyhow!(e))?;
+        extract::extract(p.rt, &manifest.samples, &p.cfg, &p.cache).map_err(|e| anyhow!(e))?;
     let skipped = ex.skipped();
     for (reason, n) in &skipped {
         eprintln!(
@@ -525,6 +525,8 @@ fn run_record(
             extract: ex.timings.clone(),
             cache_file: p.cache.path().map(|p| p.display().to_string()),
             cache_hits: ex.cache_hits,
+            cache_damaged_records: p.cache.damaged(),
+            cache_set_aside: p.cache.set_aside().map(|p| p.display().to_string()),
             shard: [shard.index, shard.count],
         },
     }

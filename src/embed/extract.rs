@@ -171,7 +171,9 @@ struct Worker<'a> {
     detector: Option<Detector>,
     embedder: Embedder,
     timings: ExtractTimings,
-    out: Vec<(usize, SampleResult, Option<CacheEntry>)>,
+    out: Vec<(usize, SampleResult)>,
+    /// New cache records of the current chunk, appended to the cache when the chunk is done.
+    fresh: Vec<CacheEntry>,
     pending: Vec<Pending>,
 }
 
@@ -202,7 +204,6 @@ impl Worker<'_> {
                 self.out.push((
                     index,
                     failure(SampleStatus::ReadError, format!("{}: {e}", path.display())),
-                    None,
                 ));
                 return Ok(());
             }
@@ -220,13 +221,13 @@ impl Worker<'_> {
                         cached: true,
                         tensor: None,
                     };
-                    self.out.push((index, r, None));
+                    self.out.push((index, r));
                     return Ok(());
                 }
                 Some(Cached::NoFace) => {
                     let mut r = failure(SampleStatus::NoFace, self.no_face_detail());
                     r.cached = true;
-                    self.out.push((index, r, None));
+                    self.out.push((index, r));
                     return Ok(());
                 }
                 None => {}
@@ -240,7 +241,7 @@ impl Worker<'_> {
                     DecodeError::TooLarge(_) => SampleStatus::TooLarge,
                     DecodeError::Corrupt(_) => SampleStatus::DecodeError,
                 };
-                self.out.push((index, failure(status, e.to_string()), None));
+                self.out.push((index, failure(status, e.to_string())));
                 return Ok(());
             }
         };
@@ -253,7 +254,8 @@ impl Worker<'_> {
                     self.timings.detect_s += t.elapsed().as_secs_f64();
                     // The same detail as a cache hit gives, so cold and warm runs write the same file.
                     let r = failure(SampleStatus::NoFace, self.no_face_detail());
-                    self.out.push((index, r, Some((hash, Cached::NoFace))));
+                    self.out.push((index, r));
+                    self.fresh.push((hash, Cached::NoFace));
                     return Ok(());
                 };
                 self.timings.detect_s += t.elapsed().as_secs_f64();
@@ -330,8 +332,8 @@ impl Worker<'_> {
                     cached: false,
                     tensor,
                 };
-                self.out
-                    .push((p.index, r, Some((p.hash, Cached::Embedding(p.face, v)))));
+                self.out.push((p.index, r));
+                self.fresh.push((p.hash, Cached::Embedding(p.face, v)));
             } else {
                 let mut r = failure(
                     SampleStatus::BadEmbedding,
@@ -339,7 +341,7 @@ impl Worker<'_> {
                 );
                 r.face = Some(p.face);
                 r.tensor = tensor;
-                self.out.push((p.index, r, None));
+                self.out.push((p.index, r));
             }
         }
         self.timings.embed_s += t.elapsed().as_secs_f64();
@@ -358,7 +360,7 @@ pub fn extract(
     rt: &Runtime,
     samples: &[Sample],
     cfg: &ExtractConfig,
-    cache: &mut EmbeddingCache,
+    cache: &EmbeddingCache,
 ) -> Result<ExtractOutput, String> {
     let start = Instant::now();
     let threads = cfg.threads.max(1).min(samples.len().max(1));
@@ -378,6 +380,7 @@ pub fn extract(
             embedder,
             timings: ExtractTimings::default(),
             out: Vec::new(),
+            fresh: Vec::new(),
             pending: Vec::new(),
         });
     }
@@ -399,9 +402,11 @@ pub fn extract(
                             break;
                         }
                         let end = (begin + CHUNK).min(samples.len());
+                        // Each finished chunk goes to the cache at once, so a killed run resumes.
                         let res = (begin..end)
                             .try_for_each(|i| w.process(i, &samples[i].path))
-                            .and_then(|_| w.flush());
+                            .and_then(|_| w.flush())
+                            .and_then(|_| cache.append(&std::mem::take(&mut w.fresh)));
                         if let Err(e) = res {
                             if let Ok(mut slot) = first_error.lock() {
                                 slot.get_or_insert(e);
@@ -426,7 +431,6 @@ pub fn extract(
     let mut timings = ExtractTimings::default();
     let mut dim = 0;
     let mut slots: Vec<Option<SampleResult>> = vec![None; samples.len()];
-    let mut new_entries: Vec<(usize, [u8; 32], Cached)> = Vec::new();
     for w in workers {
         timings.read_s += w.timings.read_s;
         timings.decode_s += w.timings.decode_s;
@@ -434,17 +438,10 @@ pub fn extract(
         timings.align_s += w.timings.align_s;
         timings.embed_s += w.timings.embed_s;
         dim = dim.max(w.embedder.dim);
-        for (i, r, entry) in w.out {
-            if let Some((h, c)) = entry {
-                new_entries.push((i, h, c));
-            }
+        for (i, r) in w.out {
             slots[i] = Some(r);
         }
     }
-    new_entries.sort_by_key(|e| e.0);
-    let entries: Vec<([u8; 32], Cached)> =
-        new_entries.into_iter().map(|(_, h, c)| (h, c)).collect();
-    cache.append(&entries)?;
     let results: Vec<SampleResult> = slots
         .into_iter()
         .enumerate()

@@ -117,28 +117,33 @@ impl BootstrapData {
             return Err("not a facebias bootstrap.bin".into());
         };
         let mut pos = MAGIC.len();
-        let mut take = |n: usize| -> Result<&[u8], String> {
-            let s = b.get(pos..pos + n).ok_or("bootstrap.bin is truncated")?;
-            pos += n;
+        // Lengths are counts times record sizes read from the file: overflow is truncation too.
+        let mut take = |count: usize, size: usize| -> Result<&[u8], String> {
+            let end = count
+                .checked_mul(size)
+                .and_then(|n| pos.checked_add(n))
+                .ok_or("bootstrap.bin is truncated")?;
+            let s = b.get(pos..end).ok_or("bootstrap.bin is truncated")?;
+            pos = end;
             Ok(s)
         };
         let mut d = BootstrapData::default();
-        let subjects = u64::from_le_bytes(take(8)?.try_into().expect("8")) as usize;
+        let subjects = u64::from_le_bytes(take(1, 8)?.try_into().expect("8")) as usize;
         for _ in 0..subjects {
             d.subject_combo
-                .push(u16::from_le_bytes(take(2)?.try_into().expect("2")));
+                .push(u16::from_le_bytes(take(1, 2)?.try_into().expect("2")));
             d.subject_images
-                .push(u64::from_le_bytes(take(8)?.try_into().expect("8")));
-            let m = u32::from_le_bytes(take(4)?.try_into().expect("4")) as usize;
-            let raw = take(2 * m)?;
+                .push(u64::from_le_bytes(take(1, 8)?.try_into().expect("8")));
+            let m = u32::from_le_bytes(take(1, 4)?.try_into().expect("4")) as usize;
+            let raw = take(m, 2)?;
             d.mated_bins.push(
                 raw.chunks_exact(2)
                     .map(|c| u16::from_le_bytes([c[0], c[1]]))
                     .collect(),
             );
         }
-        let pairs = u64::from_le_bytes(take(8)?.try_into().expect("8")) as usize;
-        let raw = take(10 * pairs)?;
+        let pairs = u64::from_le_bytes(take(1, 8)?.try_into().expect("8")) as usize;
+        let raw = take(pairs, 10)?;
         d.high = raw
             .chunks_exact(10)
             .map(|c| {
@@ -149,10 +154,10 @@ impl BootstrapData {
                 )
             })
             .collect();
-        d.cutoff_bin = u64::from_le_bytes(take(8)?.try_into().expect("8")) as usize;
-        if let Ok(n) = take(8) {
+        d.cutoff_bin = u64::from_le_bytes(take(1, 8)?.try_into().expect("8")) as usize;
+        if let Ok(n) = take(1, 8) {
             let n = u64::from_le_bytes(n.try_into().expect("8")) as usize;
-            d.excluded = take(8 * n)?
+            d.excluded = take(n, 8)?
                 .chunks_exact(8)
                 .map(|c| {
                     (
@@ -161,6 +166,9 @@ impl BootstrapData {
                     )
                 })
                 .collect();
+        }
+        if pos != b.len() {
+            return Err("bootstrap.bin has trailing bytes".into());
         }
         if d.subject_combo
             .iter()

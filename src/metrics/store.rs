@@ -176,6 +176,14 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Header, Comparisons), String> {
     let header: Header =
         serde_json::from_slice(r.take(len)?).map_err(|e| format!("bad header: {e}"))?;
     let k = header.combos.len();
+    // A run never makes more combos than this; a header claiming more would make the dense
+    // histograms below (512 KiB each) a memory bomb.
+    if k > crate::metrics::groups::MAX_COMBOS {
+        return Err(format!(
+            "comparisons file claims {k} groups, more than a run makes ({})",
+            crate::metrics::groups::MAX_COMBOS
+        ));
+    }
     let cells = k * (k + 1) / 2;
     let images = r.vec(k)?;
     let fte = r.vec(k)?;

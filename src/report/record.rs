@@ -165,8 +165,12 @@ pub struct ExecutionRecord {
     pub extract: ExtractTimings,
     /// Embedding cache file, if one was used.
     pub cache_file: Option<String>,
-    /// Images served from the cache.
+    /// Images served from the cache (reused, not embedded again: a resumed run's finished work).
     pub cache_hits: usize,
+    /// Cache records ignored as damaged (failed checksum or validation); their images were re-embedded.
+    pub cache_damaged_records: usize,
+    /// Where an unreadable cache file was moved before a new one was started, if one was.
+    pub cache_set_aside: Option<String>,
     /// `[index, count]` of this shard; `[0, 1]` for a whole run.
     pub shard: [usize; 2],
 }

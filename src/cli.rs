@@ -85,9 +85,18 @@ pub struct ModelArgs {
     /// Override: per-channel std, three comma-separated values (`--std 128,128,128`).
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
-    /// Override: alignment template.
+    /// Override: crop template family (arcface112, dlib, box, points, none).
     #[arg(long, value_enum)]
     pub template: Option<Template>,
+    /// Override: crop side relative to the template's (> 1: wider, more context).
+    #[arg(long)]
+    pub crop_scale: Option<f64>,
+    /// Override: downward shift of the crop window, as a fraction of its side.
+    #[arg(long, allow_hyphen_values = true)]
+    pub crop_offset_y: Option<f64>,
+    /// Override: dlib face-chip padding (template dlib).
+    #[arg(long)]
+    pub padding: Option<f64>,
     /// Detection canvas: images are scaled so their longer side has this many pixels before detection
     /// (640 reproduces OpenCV's letterbox and the reference landmarks; smaller is faster, less precise).
     #[arg(long, default_value_t = 640)]
@@ -118,6 +127,9 @@ impl ModelArgs {
             mean: None,
             std: None,
             template: None,
+            crop_scale: None,
+            crop_offset_y: None,
+            padding: None,
             face_select: FaceSelect::Center,
             detect_size: 640,
             detect_max_upscale: 2.5,
@@ -363,9 +375,10 @@ pub struct InspectArgs {
     /// Try the plausible preprocessings on a labelled sanity set and rank them; write the best as a spec.
     #[arg(long)]
     pub probe: bool,
-    /// Labelled sanity set for --probe: a manifest, a folder with manifest.csv, or a folder of images
-    /// named `<subject>-<n>.jpg` / `<subject>_<n>.jpg`.
-    #[arg(long, default_value = "../shared/models/testfaces")]
+    /// Labelled sanity set for --probe: `lfw` or `bfw` (600 committed images of 200 subjects over
+    /// ../shared/datasets), a manifest, a folder with manifest.csv, or a folder of images named
+    /// `<subject>-<n>.jpg` / `<subject>_<n>.jpg`.
+    #[arg(long, default_value = "lfw")]
     pub sanity: PathBuf,
     /// Where --probe writes the chosen spec [default: <model file stem>.spec.toml in the current folder].
     #[arg(long)]
@@ -405,13 +418,15 @@ pub struct AuditArgs {
     /// A spec TOML for the model [default: the catalogue entry matching its sha256, else the probe's choice].
     #[arg(long)]
     pub spec: Option<PathBuf>,
-    /// Labelled sanity set (see `inspect --sanity`).
-    #[arg(long, default_value = "../shared/models/testfaces")]
-    pub sanity: PathBuf,
-    /// Lowest acceptable balanced verification accuracy on the sanity set.
-    #[arg(long, default_value_t = 0.9)]
-    pub min_accuracy: f64,
-    /// Run the audit even when the sanity check fails.
+    /// Labelled sanity set (see `inspect --sanity`) [default: `lfw`, or `bfw` when auditing on LFW:
+    /// never the dataset audited].
+    #[arg(long)]
+    pub sanity: Option<PathBuf>,
+    /// The gate: highest acceptable FNMR on the sanity set at its FMR 1e-3 threshold.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_sanity_fnmr: f64,
+    /// Run the audit even when the sanity check fails, or with a --spec written for another file
+    /// (both recorded in sanity.json and on the report).
     #[arg(long)]
     pub force: bool,
     /// Target FMRs, comma-separated (as for `run`).

@@ -9,11 +9,23 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::inspect::{load_sanity_set, run_probe};
 use super::model::{detector_path, read_spec};
 use crate::cli::{AuditArgs, ModelArgs, RunArgs};
-use crate::embed::probe::{self, Candidate, Separation};
-use crate::embed::spec;
+use crate::embed::probe::Probe;
+use crate::embed::sanity::{self, SanitySet, Separation};
+use crate::embed::spec::{self, ModelSpec};
+use crate::runtime::Runtime;
 use crate::report::console::RunOutcome;
 use crate::report::Staging;
 use crate::runtime;
+
+/// How the spec of an audit was chosen.
+struct Chosen {
+    spec: ModelSpec,
+    /// `catalogue entry …`, `--spec FILE`, or `probe: …`.
+    source: String,
+    /// The spec names another file (its sha256 differs) and `--force` let it through.
+    sha256_mismatch: bool,
+    probe: Option<Probe>,
+}
 
 /// `facebias audit`.
 pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
@@ -27,41 +39,32 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
     println!("model {} sha256 {sha}", args.model.display());
-    let set = load_sanity_set(rt, &args.sanity, &detector)?;
-    let mut ranking = Vec::new();
-    let (spec_used, source) = match (&args.spec, spec::by_sha256(&sha)) {
-        (Some(f), _) => (read_spec(f)?, format!("--spec {}", f.display())),
-        (None, Some(s)) => (s.clone(), format!("catalogue entry `{}`", s.name)),
-        (None, None) => {
-            println!(
-                "no spec for this model: probing its preprocessing on {}",
-                args.sanity.display()
-            );
-            ranking = run_probe(rt, &args.model, &sha, &set)?;
-            (
-                ranking[0].spec.clone(),
-                format!("probe: {}", ranking[0].name),
-            )
-        }
-    };
-    let check = probe::sanity(rt, &args.model, &spec_used, &set).map_err(|e| anyhow!(e))?;
+    let sanity_path = args
+        .sanity
+        .clone()
+        .unwrap_or_else(|| default_sanity(&args.dataset));
+    let set = load_sanity_set(rt, &sanity_path, &detector)?;
+    let chosen = choose_spec(args, rt, &sha, &set)?;
+    let check = sanity::sanity(rt, &args.model, &chosen.spec, &set).map_err(|e| anyhow!(e))?;
     println!(
-        "sanity check ({source}): balanced accuracy {:.3} on {} mated and {} non-mated pairs (AUC {:.3})",
-        check.accuracy, check.mated_pairs, check.nonmated_pairs, check.auc
+        "sanity check ({}) on {}: FNMR {:.3} at the set's FMR {} threshold ({} mated, {} non-mated pairs, {} false matches allowed); AUC {:.4}, d′ {:.2}",
+        chosen.source,
+        set.name,
+        check.fnmr_at_gate_fmr,
+        sanity::GATE_FMR,
+        check.mated_pairs,
+        check.nonmated_pairs,
+        check.gate_false_matches,
+        check.auc,
+        check.d_prime
     );
-    if check.accuracy < args.min_accuracy && !args.force {
-        bail!(
-            "sanity check failed: balanced verification accuracy {:.3} on the sanity set is below {:.2}, so the preprocessing is \
-             probably wrong (colour order, pixel scaling, crop or layout). Run `facebias inspect --probe {}` to rank the \
-             alternatives, fix the spec and pass it with --spec, or use --force to audit anyway",
-            check.accuracy,
-            args.min_accuracy,
-            args.model.display()
-        );
+    let passed = check.fnmr_at_gate_fmr <= args.max_sanity_fnmr;
+    if !passed && !args.force {
+        bail!(gate_failure(args, &check));
     }
-    let spec_text = toml::to_string(&spec_used).context("cannot write the spec")?;
+    let spec_text = toml::to_string(&chosen.spec).context("cannot write the spec")?;
     let outcome = run_with_spec(args, &spec_text, detector)?;
-    let sanity_json = sanity_record(args, &source, &check, set.skipped, &ranking);
+    let sanity_json = sanity_record(args, &set, &chosen, &check, passed);
     std::fs::write(outcome.out.join("model_spec.toml"), spec_text)
         .context("cannot write model_spec.toml")?;
     std::fs::write(
@@ -70,6 +73,85 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
     )
     .context("cannot write sanity.json")?;
     Ok(outcome)
+}
+
+/// The default sanity set: `lfw`, or `bfw` when the audited dataset is the shared LFW (a spec is
+/// never checked on the images it is audited on).
+fn default_sanity(dataset: &Path) -> PathBuf {
+    let lfw = sanity::committed("lfw").and_then(|r| r.ok()).map(|(_, d)| d);
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a.starts_with(b),
+        _ => false,
+    };
+    match lfw {
+        Some(d) if same(dataset, &d) => PathBuf::from("bfw"),
+        _ => PathBuf::from("lfw"),
+    }
+}
+
+/// The spec: `--spec` (refused when written for another file, unless forced), the catalogue entry
+/// matching the file's sha256, else the probe's best.
+fn choose_spec(args: &AuditArgs, rt: &Runtime, sha: &str, set: &SanitySet) -> Result<Chosen> {
+    match (&args.spec, spec::by_sha256(sha)) {
+        (Some(f), _) => {
+            let s = read_spec(f)?;
+            let mismatch = !s.sha256.is_empty() && !s.sha256.eq_ignore_ascii_case(sha);
+            if mismatch && !args.force {
+                bail!(
+                    "the spec {} was written for the file with sha256 {}, but {} has sha256 {sha}: it describes another model. \
+                     Probe this file instead (omit --spec), fix `sha256` in the spec if it really is this model's, or pass --force (recorded in sanity.json)",
+                    f.display(),
+                    s.sha256,
+                    args.model.display()
+                );
+            }
+            Ok(Chosen {
+                spec: s,
+                source: format!("--spec {}", f.display()),
+                sha256_mismatch: mismatch,
+                probe: None,
+            })
+        }
+        (None, Some(s)) => Ok(Chosen {
+            source: format!("catalogue entry `{}`", s.name),
+            spec: s,
+            sha256_mismatch: false,
+            probe: None,
+        }),
+        (None, None) => {
+            println!(
+                "no spec for this model: probing its preprocessing on {}",
+                set.name
+            );
+            let found = run_probe(rt, &args.model, sha, set)?;
+            Ok(Chosen {
+                spec: found.ranking[0].spec.clone(),
+                source: format!("probe: {}", found.ranking[0].name),
+                sha256_mismatch: false,
+                probe: Some(found),
+            })
+        }
+    }
+}
+
+/// The gate's refusal: the figures, and which part of the spec to try next.
+fn gate_failure(args: &AuditArgs, check: &Separation) -> String {
+    let hint = if check.auc < 0.9 {
+        "the scores barely separate at all, so the pixel scaling, colour order or layout is probably wrong (or the model does not work)"
+    } else {
+        "the pairs separate overall but not at low FMR: check the crop first (template, crop_scale, crop_offset_y), then the pixel scaling"
+    };
+    format!(
+        "sanity check failed: FNMR {:.3} at the sanity set's FMR {} threshold is above {:.2} (--max-sanity-fnmr; AUC {:.4} on {} mated and {} non-mated pairs): \
+         {hint}. Run `facebias inspect --probe {}` to rank the alternatives, fix the spec and pass it with --spec, or use --force to audit anyway",
+        check.fnmr_at_gate_fmr,
+        sanity::GATE_FMR,
+        args.max_sanity_fnmr,
+        check.auc,
+        check.mated_pairs,
+        check.nonmated_pairs,
+        args.model.display()
+    )
 }
 
 /// The full run with exactly this spec (written to a temporary file beside `--out` for `run`).
@@ -103,24 +185,46 @@ fn run_with_spec(args: &AuditArgs, spec_text: &str, detector: PathBuf) -> Result
 /// `sanity.json`: the gate's set, spec source, result and (when the probe ran) its ranking.
 fn sanity_record(
     args: &AuditArgs,
-    source: &str,
+    set: &SanitySet,
+    chosen: &Chosen,
     check: &Separation,
-    images_without_face: usize,
-    ranking: &[Candidate],
+    passed: bool,
 ) -> serde_json::Value {
+    let probe = chosen.probe.as_ref().map(|p| {
+        serde_json::json!({
+            "images": p.images,
+            "candidates": p.ranking.len(),
+            "within_flat_fnmr_of_best": p.flat,
+            "flat_fnmr": crate::embed::probe::FLAT_FNMR,
+            "ranking": p.ranking.iter().take(20).map(|c| serde_json::json!({
+                "name": c.name,
+                "auc": c.separation.auc,
+                "d_prime": c.separation.d_prime,
+                "fnmr_at_gate_fmr": c.separation.fnmr_at_gate_fmr,
+            })).collect::<Vec<_>>(),
+        })
+    });
     serde_json::json!({
-        "sanity_set": args.sanity.display().to_string(),
-        "spec_source": source,
-        "accuracy": check.accuracy,
+        "sanity_set": set.name,
+        "images": set.len(),
+        "images_without_face": set.skipped,
+        "spec_source": chosen.source,
+        "spec_sha256_mismatch": chosen.sha256_mismatch,
+        "gate": {
+            "fmr": sanity::GATE_FMR,
+            "max_fnmr": args.max_sanity_fnmr,
+            "fnmr": check.fnmr_at_gate_fmr,
+            "false_matches_allowed": check.gate_false_matches,
+            "passed": passed,
+            "forced": args.force && !passed,
+        },
         "auc": check.auc,
         "d_prime": check.d_prime,
+        "accuracy": check.accuracy,
         "threshold": check.threshold,
         "mated_pairs": check.mated_pairs,
         "nonmated_pairs": check.nonmated_pairs,
-        "images_without_face": images_without_face,
-        "min_accuracy": args.min_accuracy,
-        "forced": args.force && check.accuracy < args.min_accuracy,
-        "probe_ranking": ranking.iter().map(|c| serde_json::json!({"name": c.name, "auc": c.separation.auc, "d_prime": c.separation.d_prime, "accuracy": c.separation.accuracy})).collect::<Vec<_>>(),
+        "probe": probe,
     })
 }
 

@@ -8,7 +8,8 @@ use anyhow::{anyhow, Context, Result};
 use super::model::detector_path;
 use crate::cli::InspectArgs;
 use crate::embed::inspect::{self, ModelInfo};
-use crate::embed::probe::{self, Candidate, SanitySet};
+use crate::embed::probe::{self, Probe};
+use crate::embed::sanity::{self, SanitySet};
 use crate::embed::spec::{self, ModelSpec};
 use crate::manifest::{self, Sample};
 use crate::report::console;
@@ -53,7 +54,8 @@ fn probe_to_spec(
 ) -> Result<()> {
     let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
     let set = load_sanity_set(rt, &args.sanity, &detector)?;
-    let ranking = run_probe(rt, path, sha, &set)?;
+    let found = run_probe(rt, path, sha, &set)?;
+    let ranking = &found.ranking;
     let out = args.spec_out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}.spec.toml",
@@ -81,15 +83,21 @@ fn probe_to_spec(
     Ok(())
 }
 
-/// The samples of a sanity set: a manifest, a folder with manifest.csv, or a folder of named images.
+/// The samples of a sanity set: a committed set's name (`lfw`, `bfw`), a manifest, a folder with
+/// manifest.csv, or a folder of named images.
 fn sanity_samples(path: &Path) -> Result<Vec<Sample>> {
+    if let Some(found) = path.to_str().and_then(sanity::committed) {
+        let (list, dir) = found.map_err(|e| anyhow!(e))?;
+        // The committed list's paths are relative to the dataset folder.
+        return Ok(manifest::parse(&dir.join("sanity.csv"), &list, Some(&[]), true)?.samples);
+    }
     if path.is_file() || path.join("manifest.csv").is_file() {
         Ok(manifest::load(path, Some(&[]), true)?.samples)
     } else if path.is_dir() {
-        probe::folder_samples(path).map_err(|e| anyhow!(e))
+        sanity::folder_samples(path).map_err(|e| anyhow!(e))
     } else {
         anyhow::bail!(
-            "sanity set {} does not exist; pass --sanity with a labelled folder or manifest",
+            "sanity set {} does not exist; pass --sanity lfw, --sanity bfw, or a labelled folder or manifest",
             path.display()
         )
     }
@@ -97,13 +105,14 @@ fn sanity_samples(path: &Path) -> Result<Vec<Sample>> {
 
 /// Loads the sanity set at `path` and finds its faces once.
 pub fn load_sanity_set(rt: &Runtime, path: &Path, detector: &Path) -> Result<SanitySet> {
-    probe::load_set(rt, &sanity_samples(path)?, detector)
-        .map_err(|e| anyhow!("sanity set {}: {e}", path.display()))
+    let name = path.display().to_string();
+    sanity::load_set(rt, &name, &sanity_samples(path)?, detector)
+        .map_err(|e| anyhow!("sanity set {name}: {e}"))
 }
 
-/// Runs the probe and prints its ranking; returns the ranking (best first).
-pub fn run_probe(rt: &Runtime, model: &Path, sha: &str, set: &SanitySet) -> Result<Vec<Candidate>> {
-    let ranking = probe::probe(rt, model, sha, set).map_err(|e| anyhow!(e))?;
-    console::print_probe_ranking(&ranking);
-    Ok(ranking)
+/// Runs the probe and prints its ranking.
+pub fn run_probe(rt: &Runtime, model: &Path, sha: &str, set: &SanitySet) -> Result<Probe> {
+    let found = probe::probe(rt, model, sha, set).map_err(|e| anyhow!(e))?;
+    console::print_probe_ranking(&found);
+    Ok(found)
 }

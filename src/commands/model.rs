@@ -59,12 +59,14 @@ pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
 pub fn read_spec(file: &Path) -> Result<ModelSpec> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read --spec {}", file.display()))?;
-    toml::from_str::<ModelSpec>(&text).map_err(|e| {
+    let spec = toml::from_str::<ModelSpec>(&text).map_err(|e| {
         anyhow!(
             "--spec {}: {e}; the fields are those of a models/models.toml entry",
             file.display()
         )
-    })
+    })?;
+    check_crop(&spec).with_context(|| format!("--spec {}", file.display()))?;
+    Ok(spec)
 }
 
 /// The spec of a model outside the catalogue given by flags alone: every preprocessing flag must be
@@ -102,6 +104,11 @@ fn custom_spec(args: &ModelArgs, path: &Path, sha256: &str) -> Result<ModelSpec>
         mean: [0.0; 3],
         std: [1.0; 3],
         template: Template::Arcface112,
+        crop_scale: 1.0,
+        crop_offset_y: 0.0,
+        padding: 0.25,
+        template_points: None,
+        template_size: 112,
         dim: 0,
         license: "unknown".into(),
         source: "user-supplied".into(),
@@ -145,8 +152,35 @@ fn apply_overrides(s: &mut ModelSpec, args: &ModelArgs) -> Result<()> {
     if let Some(v) = args.template {
         s.template = v;
     }
+    if let Some(v) = args.crop_scale {
+        s.crop_scale = v;
+    }
+    if let Some(v) = args.crop_offset_y {
+        s.crop_offset_y = v;
+    }
+    if let Some(v) = args.padding {
+        s.padding = v;
+    }
+    check_crop(s)?;
     if s.size == 0 {
         bail!("the model spec has no input size; give --input-size");
+    }
+    Ok(())
+}
+
+/// Refuses crop geometry that cannot describe a face crop.
+pub fn check_crop(s: &ModelSpec) -> Result<()> {
+    if !(s.crop_scale.is_finite() && s.crop_scale > 0.05 && s.crop_scale < 20.0) {
+        bail!("crop scale {} is not a usable crop size (give --crop-scale / crop_scale between 0.05 and 20; 1 = the template as is)", s.crop_scale);
+    }
+    if !(s.crop_offset_y.is_finite() && s.crop_offset_y.abs() <= 1.0) {
+        bail!("crop offset {} moves the crop by more than its side (give --crop-offset-y / crop_offset_y between -1 and 1)", s.crop_offset_y);
+    }
+    if s.template == Template::Dlib && !(s.padding.is_finite() && s.padding >= 0.0 && s.padding <= 2.0) {
+        bail!("dlib padding {} is outside 0..2 (dlib's face recognition example uses 0.25)", s.padding);
+    }
+    if s.template == Template::Points && s.template_points.is_none() {
+        bail!("template `points` needs template_points (five [x, y] points: eyes, nose tip, mouth corners, as seen in the image) and template_size in the spec file");
     }
     Ok(())
 }

@@ -16,7 +16,6 @@ use super::cache::{Cached, EmbeddingCache};
 use super::spec::{ModelSpec, Template};
 use super::{l2_normalize, Embedder};
 use crate::manifest::Sample;
-use crate::preprocess::align::{scaled_template, warp, Similarity, ARCFACE_112};
 use crate::preprocess::detect::{Detector, DetectorConfig, Face};
 use crate::preprocess::{decode_limited, tensor::write_tensor, DecodeError};
 use crate::runtime::Runtime;
@@ -248,8 +247,8 @@ impl Worker<'_> {
         self.timings.decode_s += t.elapsed().as_secs_f64();
         let spec = &self.cfg.spec;
         let t = Instant::now();
-        let (face, aligned) = match (&mut self.detector, spec.template) {
-            (Some(det), Template::Arcface112) => {
+        let face = match &mut self.detector {
+            Some(det) => {
                 let Some(face) = det.detect(&img)? else {
                     self.timings.detect_s += t.elapsed().as_secs_f64();
                     // The same detail as a cache hit gives, so cold and warm runs write the same file.
@@ -258,29 +257,18 @@ impl Worker<'_> {
                     self.fresh.push((hash, Cached::NoFace));
                     return Ok(());
                 };
-                self.timings.detect_s += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let m = Similarity::fit(&face.landmarks, &scaled_template(&ARCFACE_112, spec.size));
-                let aligned = warp(&img, &m, spec.size);
-                self.timings.align_s += t.elapsed().as_secs_f64();
-                (face, aligned)
+                face
             }
-            _ => {
-                let full = Face {
-                    bbox: [0.0, 0.0, img.width() as f32, img.height() as f32],
-                    landmarks: [[0.0; 2]; 5],
-                    score: 1.0,
-                };
-                let aligned = image::imageops::resize(
-                    &img,
-                    spec.size,
-                    spec.size,
-                    image::imageops::FilterType::Triangle,
-                );
-                self.timings.align_s += t.elapsed().as_secs_f64();
-                (full, aligned)
-            }
+            None => Face {
+                bbox: [0.0, 0.0, img.width() as f32, img.height() as f32],
+                landmarks: [[0.0; 2]; 5],
+                score: 1.0,
+            },
         };
+        self.timings.detect_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let aligned = spec.crop().apply(&img, &face, spec.size);
+        self.timings.align_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let s = spec.size as usize;
         let mut tensor = vec![0.0f32; 3 * s * s];
@@ -367,10 +355,8 @@ pub fn extract(
     let mut workers = Vec::with_capacity(threads);
     for _ in 0..threads {
         let detector = match cfg.spec.template {
-            Template::Arcface112 => {
-                Some(Detector::open(rt, &cfg.detector, cfg.detector_config, 1)?)
-            }
             Template::None => None,
+            _ => Some(Detector::open(rt, &cfg.detector, cfg.detector_config, 1)?),
         };
         let embedder = Embedder::open_on(rt, &cfg.model, &cfg.spec, 1, cfg.batch_size, cfg.device)?;
         workers.push(Worker {

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod extract;
 pub mod inspect;
 pub mod probe;
+pub mod sanity;
 pub mod spec;
 
 use std::path::Path;

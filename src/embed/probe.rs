@@ -1,237 +1,99 @@
-//! Preprocessing probe and sanity gate for models without a spec (a vendor's `.onnx`).
+//! Preprocessing probe for models without a spec (a vendor's `.onnx`): a search, not a short list.
 //!
-//! [`probe`] detects the faces of a labelled sanity set once, then for every plausible preprocessing —
-//! colour order (RGB, BGR) × pixel scaling (raw 0..255, [0,1], ±1, (x−127.5)/128, ImageNet mean/std)
-//! × crop (the ArcFace 112 template scaled to the input, or a looser crop with more context) — with the
-//! layout and size read from the model's declared input, it embeds the set and measures how well
-//! mated pairs separate from non-mated ones: ranking AUC first, then d′ = (μ_m − μ_n)/√((σ_m² + σ_n²)/2).
-//! [`sanity`] computes the verification accuracy of one spec on the set, which gates an audit.
+//! The layout and input size come from the model's declared input. The faces of the sanity set are
+//! detected once; each candidate only re-crops and re-embeds. The search runs on the first
+//! [`PROBE_IMAGES`] images of the set, in three stages:
+//! 1. **pixels**: colour order (RGB, BGR) × every [`SCALINGS`] entry, on the ArcFace crop;
+//! 2. **geometry**, with the best pixels: each template family (ArcFace 112, dlib face chip with
+//!    padding 0.25, the detector box squared) over a coarse grid of crop scales; then the best crop's
+//!    vertical offset on a grid; then a finer step of both around the best;
+//! 3. **pixels again** on the best crop (a wrong crop can mislead stage 1).
+//!
+//! Candidates are ranked by the FNMR at the set's FMR 1e-3 threshold, then d′, then AUC (see
+//! [`super::sanity::Separation`]): AUC saturates on a sanity set (a wrong crop still scores 0.997)
+//! while the error at low FMR, where an audit reports, does not. The result says how flat the top
+//! is: how many candidates lie within [`FLAT_FNMR`] of the best FNMR.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use image::RgbImage;
 use serde::Serialize;
 
+use super::sanity::{SanitySet, Separation};
 use super::spec::{ModelSpec, Template};
-use super::{declared_shape, l2_normalize, Embedder};
-use crate::manifest::Sample;
-use crate::preprocess::align::{scaled_template, warp, Similarity, ARCFACE_112};
-use crate::preprocess::decode;
-use crate::preprocess::detect::{Detector, DetectorConfig, Face};
-use crate::preprocess::tensor::{write_tensor, ColorOrder, Layout};
+use super::{declared_shape, Embedder};
+use crate::preprocess::crop::Crop;
+use crate::preprocess::tensor::{ColorOrder, Layout};
 use crate::runtime::Runtime;
 
-/// How well one spec separates mated from non-mated pairs on the sanity set.
-#[derive(Debug, Clone, Serialize)]
-pub struct Separation {
-    /// Ranking AUC: P(mated score > non-mated score), ties counting half.
-    pub auc: f64,
-    /// d′ between the two score distributions.
-    pub d_prime: f64,
-    /// Best balanced accuracy ((TPR + TNR)/2) over all thresholds.
-    pub accuracy: f64,
-    /// The threshold achieving it.
-    pub threshold: f64,
-    /// Mean mated score.
-    pub mated_mean: f64,
-    /// Mean non-mated score.
-    pub nonmated_mean: f64,
-    /// Mated pairs.
-    pub mated_pairs: usize,
-    /// Non-mated pairs.
-    pub nonmated_pairs: usize,
+/// Images of the sanity set the search runs on (the gate then uses the whole set).
+pub const PROBE_IMAGES: usize = 240;
+
+/// Candidates within this FNMR of the best count as "as good" when describing how flat the top is.
+pub const FLAT_FNMR: f64 = 0.01;
+
+/// A pixel normalisation: `(pixel · scale − mean[c]) / std[c]`, statistics in RGB order.
+pub struct Scaling {
+    /// Name used in candidate names.
+    pub name: &'static str,
+    /// Factor applied to 0..255 values first.
+    pub scale: f64,
+    /// Per-channel mean (RGB order).
+    pub mean: [f64; 3],
+    /// Per-channel std (RGB order).
+    pub std: [f64; 3],
 }
+
+const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// Caffe/VGGFace channel means, in RGB order (Keras "caffe": B 103.939, G 116.779, R 123.68).
+const CAFFE_MEAN: [f64; 3] = [123.68, 116.779, 103.939];
+
+/// The pixel normalisations vendors use.
+pub const SCALINGS: [Scaling; 8] = [
+    Scaling { name: "raw0-255", scale: 1.0, mean: [0.0; 3], std: [1.0; 3] },
+    Scaling { name: "unit0-1", scale: 1.0 / 255.0, mean: [0.0; 3], std: [1.0; 3] },
+    Scaling { name: "pm1", scale: 1.0 / 127.5, mean: [1.0; 3], std: [1.0; 3] },
+    Scaling { name: "pm1-128", scale: 1.0, mean: [127.5; 3], std: [128.0; 3] },
+    Scaling { name: "imagenet", scale: 1.0 / 255.0, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    Scaling { name: "caffe-mean", scale: 1.0, mean: CAFFE_MEAN, std: [1.0; 3] },
+    Scaling { name: "caffe-mean/128", scale: 1.0, mean: CAFFE_MEAN, std: [128.0; 3] },
+    Scaling { name: "caffe-mean/255", scale: 1.0, mean: CAFFE_MEAN, std: [255.0; 3] },
+];
+
+/// The template families of stage 2, each with its coarse grid of crop scales.
+const FAMILIES: [(Template, &[f64]); 3] = [
+    (Template::Arcface112, &[0.85, 1.0, 1.15, 1.3, 1.5]),
+    (Template::Dlib, &[0.85, 1.0, 1.15, 1.3]),
+    (Template::Box, &[1.0, 1.15, 1.3, 1.5, 1.75]),
+];
+const OFFSETS: [f64; 4] = [-0.1, -0.05, 0.05, 0.1];
 
 /// One probed preprocessing and its result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
-    /// Short description, e.g. `RGB imagenet arcface112`.
+    /// Short description, e.g. `BGR caffe-mean box ×1.300 NHWC`.
     pub name: String,
     /// The spec tried.
     pub spec: ModelSpec,
-    /// Its separation.
+    /// Its separation on the probe's images.
     pub separation: Separation,
 }
 
-/// A sanity set with its faces found once.
-pub struct SanitySet {
-    images: Vec<(RgbImage, Face)>,
-    subjects: Vec<String>,
-    /// Images of the set without a detectable face (left out).
-    pub skipped: usize,
+/// The probe's outcome.
+pub struct Probe {
+    /// Every candidate, best first.
+    pub ranking: Vec<Candidate>,
+    /// Images the search ran on.
+    pub images: usize,
+    /// Candidates within [`FLAT_FNMR`] of the best (the best included).
+    pub flat: usize,
 }
 
-/// Loads and detects the sanity set.
-pub fn load_set(rt: &Runtime, samples: &[Sample], detector: &Path) -> Result<SanitySet, String> {
-    let mut det = Detector::open(
-        rt,
-        detector,
-        DetectorConfig {
-            select: crate::preprocess::detect::FaceSelect::Largest,
-            ..DetectorConfig::default()
-        },
-        1,
-    )?;
-    let mut set = SanitySet {
-        images: Vec::new(),
-        subjects: Vec::new(),
-        skipped: 0,
-    };
-    for s in samples {
-        let bytes = std::fs::read(&s.path)
-            .map_err(|e| format!("sanity set: cannot read {}: {e}", s.path.display()))?;
-        let Ok(img) = decode(&bytes) else {
-            set.skipped += 1;
-            continue;
-        };
-        match det.detect(&img)? {
-            Some(face) => {
-                set.images.push((img, face));
-                set.subjects.push(s.subject.clone());
-            }
-            None => set.skipped += 1,
-        }
-    }
-    let mated = (0..set.subjects.len())
-        .flat_map(|i| (i + 1..set.subjects.len()).map(move |j| (i, j)))
-        .filter(|&(i, j)| set.subjects[i] == set.subjects[j])
-        .count();
-    if mated == 0 || set.subjects.len() < 4 {
-        return Err(format!("the sanity set needs several subjects with two or more images each (found {} usable images, {mated} mated pairs)", set.subjects.len()));
-    }
-    Ok(set)
-}
-
-/// A looser crop: the ArcFace template pulled towards the centre by 15 %, so the face is smaller with more context.
-fn loose_template(size: u32) -> [[f32; 2]; 5] {
-    let c = size as f32 / 2.0;
-    scaled_template(&ARCFACE_112, size).map(|[x, y]| [c + (x - c) * 0.85, c + (y - c) * 0.85])
-}
-
-/// Embeds the set with a spec (`loose` selects the looser crop).
-fn embed_set(
-    rt: &Runtime,
-    model: &Path,
-    spec: &ModelSpec,
-    loose: bool,
-    set: &SanitySet,
-) -> Result<Vec<Vec<f32>>, String> {
-    let mut emb = Embedder::open(rt, model, spec, 1, 1)?;
-    let s = spec.size as usize;
-    let template = if loose {
-        loose_template(spec.size)
-    } else {
-        scaled_template(&ARCFACE_112, spec.size)
-    };
-    let mut out = Vec::with_capacity(set.images.len());
-    for (img, face) in &set.images {
-        let aligned = match spec.template {
-            Template::Arcface112 => {
-                warp(img, &Similarity::fit(&face.landmarks, &template), spec.size)
-            }
-            Template::None => image::imageops::resize(
-                img,
-                spec.size,
-                spec.size,
-                image::imageops::FilterType::Triangle,
-            ),
-        };
-        let mut t = vec![0.0f32; 3 * s * s];
-        write_tensor(
-            &aligned,
-            spec.layout,
-            spec.color,
-            &spec.normalization(),
-            &mut t,
-        );
-        let mut v = emb.run(&t, 1)?;
-        if !l2_normalize(&mut v) {
-            v.iter_mut().for_each(|x| *x = 0.0);
-        }
-        out.push(v);
-    }
-    Ok(out)
-}
-
-/// Mated/non-mated separation of embeddings with subject labels.
-pub fn separation(emb: &[Vec<f32>], subjects: &[String]) -> Separation {
-    let (mut m, mut n) = (Vec::new(), Vec::new());
-    for i in 0..emb.len() {
-        for j in i + 1..emb.len() {
-            let s: f64 = emb[i]
-                .iter()
-                .zip(&emb[j])
-                .map(|(a, b)| *a as f64 * *b as f64)
-                .sum();
-            if subjects[i] == subjects[j] {
-                m.push(s)
-            } else {
-                n.push(s)
-            }
-        }
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let var = |v: &[f64], mu: f64| {
-        v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / v.len().max(1) as f64
-    };
-    let (mm, nm) = (mean(&m), mean(&n));
-    let d_prime = (mm - nm) / ((var(&m, mm) + var(&n, nm)) / 2.0).sqrt().max(1e-12);
-    let mut wins = 0.0;
-    for a in &m {
-        for b in &n {
-            wins += if a > b {
-                1.0
-            } else if a == b {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    let auc = wins / (m.len() * n.len()).max(1) as f64;
-    // Best balanced accuracy over thresholds at every observed score.
-    let (mut best, mut best_t) = (0.0, 0.0);
-    for &t in m.iter().chain(&n) {
-        let tpr = m.iter().filter(|&&s| s >= t).count() as f64 / m.len().max(1) as f64;
-        let tnr = n.iter().filter(|&&s| s < t).count() as f64 / n.len().max(1) as f64;
-        let acc = (tpr + tnr) / 2.0;
-        if acc > best {
-            (best, best_t) = (acc, t);
-        }
-    }
-    Separation {
-        auc,
-        d_prime,
-        accuracy: best,
-        threshold: best_t,
-        mated_mean: mm,
-        nonmated_mean: nm,
-        mated_pairs: m.len(),
-        nonmated_pairs: n.len(),
-    }
-}
-
-/// The sanity check of one spec.
-pub fn sanity(
-    rt: &Runtime,
-    model: &Path,
-    spec: &ModelSpec,
-    set: &SanitySet,
-) -> Result<Separation, String> {
-    Ok(separation(
-        &embed_set(rt, model, spec, false, set)?,
-        &set.subjects,
-    ))
-}
-
-/// Tries every plausible preprocessing and returns them best first. The model's input name, output
-/// name, layout and size come from its declared input.
-pub fn probe(
-    rt: &Runtime,
-    model: &Path,
-    sha256: &str,
-    set: &SanitySet,
-) -> Result<Vec<Candidate>, String> {
+/// The model's declared input: name, output name, layout and side.
+fn declared(rt: &Runtime, model: &Path) -> Result<(String, String, Layout, u32), String> {
     let session = crate::runtime::open_session(rt, model, 1)?;
     let input = session.inputs().first().ok_or("the model has no input")?;
     let output = session.outputs().first().ok_or("the model has no output")?;
@@ -248,104 +110,211 @@ pub fn probe(
     } else {
         (Layout::Nchw, shape[2].unwrap_or(112))
     };
-    let (input_name, output_name) = (input.name().to_string(), output.name().to_string());
-    drop(session);
-    let imagenet = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
-    let scalings: [(&str, f64, [f64; 3], [f64; 3]); 5] = [
-        ("raw0-255", 1.0, [0.0; 3], [1.0; 3]),
-        ("unit0-1", 1.0 / 255.0, [0.0; 3], [1.0; 3]),
-        ("pm1", 1.0 / 127.5, [1.0; 3], [1.0; 3]),
-        ("pm1-128", 1.0, [127.5; 3], [128.0; 3]),
-        ("imagenet", 1.0 / 255.0, imagenet.0, imagenet.1),
-    ];
-    let mut out = Vec::new();
-    for color in [ColorOrder::Rgb, ColorOrder::Bgr] {
-        for (sname, scale, mean, std) in scalings {
-            // Per-channel statistics are written in the model's channel order.
-            let (mean, std) = if color == ColorOrder::Bgr {
-                ([mean[2], mean[1], mean[0]], [std[2], std[1], std[0]])
-            } else {
-                (mean, std)
-            };
-            for loose in [false, true] {
-                let spec = ModelSpec {
-                    name: "probed".into(),
-                    role: "embedding".into(),
-                    file: model.display().to_string(),
-                    sha256: sha256.into(),
-                    bytes: 0,
-                    input: input_name.clone(),
-                    output: output_name.clone(),
-                    size: size as u32,
-                    layout,
-                    color,
-                    pixel_scale: scale,
-                    mean,
-                    std,
-                    template: Template::Arcface112,
-                    dim: 0,
-                    license: "unknown (vendor model)".into(),
-                    source: if loose {
-                        "facebias probe (loose crop: ArcFace template pulled 15 % towards the centre)".into()
-                    } else {
-                        "facebias probe".into()
-                    },
-                };
-                let emb = embed_set(rt, model, &spec, loose, set)?;
-                let name = format!(
-                    "{:?} {} {} {}",
-                    color,
-                    sname,
-                    if loose { "loose" } else { "arcface112" },
-                    format!("{layout:?}").to_uppercase()
-                );
-                out.push(Candidate {
-                    name,
-                    spec,
-                    separation: separation(&emb, &set.subjects),
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        b.separation
-            .auc
-            .total_cmp(&a.separation.auc)
-            .then(b.separation.d_prime.total_cmp(&a.separation.d_prime))
-            .then(a.name.cmp(&b.name))
-    });
-    Ok(out)
+    Ok((
+        input.name().to_string(),
+        output.name().to_string(),
+        layout,
+        size as u32,
+    ))
 }
 
-/// Samples of a sanity folder without a manifest: every JPEG/PNG, subject = the file name before the
-/// first `-` or `_`, lowercased (the convention of `../shared/models/testfaces`).
-pub fn folder_samples(dir: &Path) -> Result<Vec<Sample>, String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read sanity folder {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+/// A spec with these pixels and this crop.
+fn with(base: &ModelSpec, color: ColorOrder, sc: &Scaling, crop: &Crop) -> (String, ModelSpec) {
+    let mut spec = base.clone();
+    spec.color = color;
+    spec.pixel_scale = sc.scale;
+    // Per-channel statistics are written in the model's channel order.
+    let rev = |v: [f64; 3]| [v[2], v[1], v[0]];
+    (spec.mean, spec.std) = match color {
+        ColorOrder::Bgr => (rev(sc.mean), rev(sc.std)),
+        ColorOrder::Rgb => (sc.mean, sc.std),
+    };
+    spec.set_crop(crop);
+    spec.source = format!("facebias probe: {} {}", sc.name, crop.describe());
+    let name = format!(
+        "{:?} {} {} {}",
+        color,
+        sc.name,
+        crop.describe(),
+        format!("{:?}", spec.layout).to_uppercase()
+    );
+    (name, spec)
+}
+
+/// Measures the candidates not yet in `done` on `set`, on `workers` threads (one embedder each).
+fn evaluate(
+    rt: &Runtime,
+    model: &Path,
+    base: &ModelSpec,
+    set: &SanitySet,
+    todo: Vec<(String, ModelSpec)>,
+    done: &mut BTreeMap<String, Candidate>,
+) -> Result<(), String> {
+    let todo: Vec<(String, ModelSpec)> = todo
+        .into_iter()
+        .filter(|(n, _)| !done.contains_key(n))
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(todo.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Result<Candidate, String>>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut emb = match Embedder::open(rt, model, base, 1, 16) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        results.lock().expect("probe results").push(Err(e));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((name, spec)) = todo.get(i) else {
+                        break;
+                    };
+                    let r = set.measure(&mut emb, spec).map(|separation| Candidate {
+                        name: name.clone(),
+                        spec: spec.clone(),
+                        separation,
+                    });
+                    results.lock().expect("probe results").push(r);
+                }
+            });
+        }
+    });
+    for r in results.into_inner().map_err(|_| "probe worker panicked")? {
+        let c = r?;
+        done.insert(c.name.clone(), c);
+    }
+    Ok(())
+}
+
+/// Best first: FNMR at the gate's FMR, then d′, then AUC, then name (a total, deterministic order).
+fn rank(done: &BTreeMap<String, Candidate>) -> Vec<Candidate> {
+    let mut v: Vec<Candidate> = done.values().cloned().collect();
+    v.sort_by(|a, b| {
+        let (x, y) = (&a.separation, &b.separation);
+        x.fnmr_at_gate_fmr
+            .total_cmp(&y.fnmr_at_gate_fmr)
+            .then(y.d_prime.total_cmp(&x.d_prime))
+            .then(y.auc.total_cmp(&x.auc))
+            .then(a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// The best candidate among `done` whose name is in `names`.
+fn best_of<'a>(done: &'a BTreeMap<String, Candidate>, names: &[String]) -> &'a Candidate {
+    let ranked = rank(done);
+    let best = ranked
+        .into_iter()
+        .find(|c| names.contains(&c.name))
+        .expect("a measured candidate");
+    &done[&best.name]
+}
+
+/// Runs the three-stage search (see the module notes) and returns every candidate, best first.
+pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Result<Probe, String> {
+    let (input, output, layout, size) = declared(rt, model)?;
+    let base = ModelSpec {
+        name: "probed".into(),
+        role: "embedding".into(),
+        file: model.display().to_string(),
+        sha256: sha256.into(),
+        bytes: 0,
+        input,
+        output,
+        size,
+        layout,
+        color: ColorOrder::Rgb,
+        pixel_scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        template: Template::Arcface112,
+        crop_scale: 1.0,
+        crop_offset_y: 0.0,
+        padding: 0.25,
+        template_points: None,
+        template_size: 112,
+        dim: 0,
+        license: "unknown (vendor model)".into(),
+        source: "facebias probe".into(),
+    };
+    let set = full.head(PROBE_IMAGES);
+    let mut done = BTreeMap::new();
+    let pixels = |crop: &Crop| -> Vec<(String, ModelSpec)> {
+        [ColorOrder::Rgb, ColorOrder::Bgr]
+            .into_iter()
+            .flat_map(|c| SCALINGS.iter().map(move |s| (c, s)))
+            .map(|(c, s)| with(&base, c, s, crop))
+            .collect()
+    };
+    // Stage 1: pixels on the ArcFace crop.
+    let stage1 = pixels(&Crop::arcface());
+    let names1: Vec<String> = stage1.iter().map(|c| c.0.clone()).collect();
+    evaluate(rt, model, &base, &set, stage1, &mut done)?;
+    let best1 = best_of(&done, &names1);
+    let color = best1.spec.color;
+    let scaling = SCALINGS
+        .iter()
+        .find(|s| with(&base, color, s, &Crop::arcface()).0 == best1.name)
+        .expect("a probed scaling");
+    // Stage 2: geometry with those pixels — coarse scales per family, then offsets, then a finer step.
+    let mut geometry: Vec<Crop> = FAMILIES
+        .iter()
+        .flat_map(|(t, scales)| {
+            scales.iter().map(|&scale| Crop {
+                template: *t,
+                scale,
+                ..Crop::arcface()
+            })
         })
         .collect();
-    files.sort();
-    Ok(files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let subject = name.split(['-', '_']).next().unwrap_or("").to_lowercase();
-            Sample {
-                rel_path: name,
-                path: p,
-                subject,
-                attributes: Vec::new(),
-            }
-        })
-        .collect())
+    let mut tried: Vec<String> = Vec::new();
+    for round in 0..3 {
+        let specs: Vec<(String, ModelSpec)> = geometry
+            .iter()
+            .map(|g| with(&base, color, scaling, g))
+            .collect();
+        tried.extend(specs.iter().map(|c| c.0.clone()));
+        evaluate(rt, model, &base, &set, specs, &mut done)?;
+        let g = best_of(&done, &tried).spec.crop();
+        geometry = match round {
+            0 => OFFSETS
+                .iter()
+                .map(|&o| Crop {
+                    offset_y: o,
+                    ..g.clone()
+                })
+                .collect(),
+            _ => [(1.0 / 1.05, -0.025), (1.0 / 1.05, 0.025), (1.05, -0.025), (1.05, 0.025)]
+                .iter()
+                .map(|&(k, o)| Crop {
+                    scale: g.scale * k,
+                    offset_y: g.offset_y + o,
+                    ..g.clone()
+                })
+                .collect(),
+        };
+    }
+    // Stage 3: pixels again on the best crop.
+    let crop = best_of(&done, &tried).spec.crop();
+    evaluate(rt, model, &base, &set, pixels(&crop), &mut done)?;
+    let ranking = rank(&done);
+    let top = ranking[0].separation.fnmr_at_gate_fmr;
+    let flat = ranking
+        .iter()
+        .filter(|c| c.separation.fnmr_at_gate_fmr <= top + FLAT_FNMR)
+        .count();
+    Ok(Probe {
+        ranking,
+        images: set.len(),
+        flat,
+    })
 }
 
 #[cfg(test)]
@@ -353,23 +322,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn separation_by_hand() {
-        // Subjects a,a,b: one mated pair (score 1.0 · 0.8 = 0.8), two non-mated (0.6 and 0.0).
-        let emb = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
-        let subjects = vec!["a".to_string(), "a".into(), "b".into()];
-        let s = separation(&emb, &subjects);
-        assert_eq!((s.mated_pairs, s.nonmated_pairs), (1, 2));
-        assert!((s.auc - 1.0).abs() < 1e-12);
-        assert!((s.mated_mean - 0.8).abs() < 1e-6 && (s.nonmated_mean - 0.3).abs() < 1e-6); // f32 inputs
-        assert!((s.accuracy - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn loose_crop_keeps_the_centre() {
-        let t = loose_template(112);
-        let orig = scaled_template(&ARCFACE_112, 112);
-        // Eye distance shrinks by 15 %.
-        let d = |p: &[[f32; 2]; 5]| p[1][0] - p[0][0];
-        assert!((d(&t) / d(&orig) - 0.85).abs() < 1e-5);
+    fn bgr_statistics_are_reversed_into_the_models_channel_order() {
+        let base = crate::embed::spec::by_name("mobilefacenet").unwrap();
+        let (name, spec) = with(&base, ColorOrder::Bgr, &SCALINGS[5], &Crop::arcface());
+        assert_eq!(spec.mean, [103.939, 116.779, 123.68]);
+        assert!(name.starts_with("Bgr caffe-mean arcface112"), "{name}");
+        assert_eq!(spec.template, Template::Arcface112);
     }
 }

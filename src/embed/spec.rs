@@ -11,14 +11,23 @@ use crate::preprocess::tensor::{ColorOrder, Layout, Normalization};
 /// The catalogue shipped with facebias (compiled in).
 pub const CATALOGUE_TOML: &str = include_str!("../../models/models.toml");
 
-/// Alignment template of an embedding model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Template {
-    /// 5-point similarity alignment onto the ArcFace 112×112 template (scaled to the input size).
-    Arcface112,
-    /// No alignment: the whole image (already an aligned crop) is resized to the input size.
-    None,
+pub use crate::preprocess::crop::Template;
+use crate::preprocess::crop::Crop;
+
+fn one() -> f64 {
+    1.0
+}
+
+fn dlib_padding() -> f64 {
+    0.25
+}
+
+fn points_size() -> u32 {
+    112
+}
+
+fn is_default_padding(p: &f64) -> bool {
+    *p == 0.25
 }
 
 /// Everything needed to run one model: file, tensor names, input geometry and pixel normalisation.
@@ -51,8 +60,24 @@ pub struct ModelSpec {
     pub mean: [f64; 3],
     /// Per-channel standard deviation.
     pub std: [f64; 3],
-    /// Alignment template.
+    /// Crop template family (see [`crate::preprocess::crop`]).
     pub template: Template,
+    /// Crop side relative to the template's (> 1: wider, more context).
+    #[serde(default = "one")]
+    pub crop_scale: f64,
+    /// Downward shift of the crop window, as a fraction of its side (the face moves up).
+    #[serde(default)]
+    pub crop_offset_y: f64,
+    /// dlib's face-chip padding (template `dlib` only).
+    #[serde(default = "dlib_padding", skip_serializing_if = "is_default_padding")]
+    pub padding: f64,
+    /// Five template points (template `points` only): image-left eye, image-right eye, nose tip,
+    /// image-left and image-right mouth corner, in a frame of `template_size` pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_points: Option<[[f64; 2]; 5]>,
+    /// The side of the frame `template_points` are given in.
+    #[serde(default = "points_size")]
+    pub template_size: u32,
     /// Embedding length (0 = read from the model).
     pub dim: usize,
     /// Licence of the weights.
@@ -73,10 +98,32 @@ impl ModelSpec {
         }
     }
 
+    /// The crop geometry of this spec.
+    pub fn crop(&self) -> Crop {
+        Crop {
+            template: self.template,
+            scale: self.crop_scale,
+            offset_y: self.crop_offset_y,
+            padding: self.padding,
+            points: self.template_points,
+            points_size: self.template_size,
+        }
+    }
+
+    /// Sets the crop geometry of this spec.
+    pub fn set_crop(&mut self, c: &Crop) {
+        self.template = c.template;
+        self.crop_scale = c.scale;
+        self.crop_offset_y = c.offset_y;
+        self.padding = c.padding;
+        self.template_points = c.points;
+        self.template_size = c.points_size;
+    }
+
     /// A short fingerprint of everything that changes the embedding of an image (cache key part).
     pub fn preprocessing_fingerprint(&self) -> String {
         let text = format!(
-            "{}|{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
+            "{}|{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{}|{:?}|{}",
             self.input,
             self.output,
             self.size,
@@ -85,7 +132,12 @@ impl ModelSpec {
             self.pixel_scale,
             self.mean,
             self.std,
-            self.template
+            self.template,
+            self.crop_scale,
+            self.crop_offset_y,
+            self.padding,
+            self.template_points,
+            self.template_size
         );
         hex(&Sha256::digest(text.as_bytes()))[..16].to_string()
     }

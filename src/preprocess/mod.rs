@@ -8,6 +8,7 @@
 //! - [`tensor`]: colour order, pixel normalisation and NCHW/NHWC layout.
 
 pub mod align;
+pub mod crop;
 pub mod detect;
 pub mod tensor;
 

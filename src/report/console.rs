@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::compare::bench::{BenchOutcome, GpuKernelBench, KernelBench};
 use crate::embed::bench::PipelineBench;
 use crate::embed::inspect::ModelInfo;
-use crate::embed::probe::Candidate;
+use crate::embed::probe::Probe;
 use crate::embed::spec::ModelSpec;
 use crate::manifest::adapters::Adapted;
 use crate::metrics::analysis::chart_threshold;
@@ -155,19 +155,32 @@ fn print_cpu_kernel_bench(b: &KernelBench) {
 }
 
 /// Prints the probe's ranking of candidate preprocessings (best first).
-pub fn print_probe_ranking(ranking: &[Candidate]) {
-    println!("probe ranking on the sanity set (best first; AUC, then d′):");
-    for (i, c) in ranking.iter().enumerate() {
+pub fn print_probe_ranking(p: &Probe) {
+    println!(
+        "probe ranking on {} sanity images ({} candidates, best first by FNMR at FMR 1e-3, then d′; the 15 best shown):",
+        p.images,
+        p.ranking.len()
+    );
+    for (i, c) in p.ranking.iter().take(15).enumerate() {
         let s = &c.separation;
         println!(
-            "{:>3}. {:<34} AUC {:.4}  d′ {:>6.3}  accuracy {:.3}  mated mean {:.3}  non-mated mean {:.3}",
+            "{:>3}. {:<44} FNMR@FMR1e-3 {:.3}  d′ {:>6.3}  AUC {:.4}  mated mean {:.3}  non-mated mean {:.3}",
             i + 1,
             c.name,
-            s.auc,
+            s.fnmr_at_gate_fmr,
             s.d_prime,
-            s.accuracy,
+            s.auc,
             s.mated_mean,
             s.nonmated_mean
+        );
+    }
+    if let (Some(a), Some(b)) = (p.ranking.first(), p.ranking.get(1)) {
+        println!(
+            "top: {} candidates within {} FNMR of the best; runner-up {} is {:.3} FNMR behind",
+            p.flat,
+            crate::embed::probe::FLAT_FNMR,
+            b.name,
+            b.separation.fnmr_at_gate_fmr - a.separation.fnmr_at_gate_fmr
         );
     }
 }

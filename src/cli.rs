@@ -209,6 +209,9 @@ pub struct RunArgs {
     /// Execution settings.
     #[command(flatten)]
     pub exec: ExecArgs,
+    /// Set by `audit`: its verdict for run.json and the page, and its files for the report folder.
+    #[arg(skip)]
+    pub audit: Option<crate::report::audit::AuditAttachment>,
 }
 
 /// Parses `K/N` with `0 ≤ K < N`.

@@ -47,7 +47,9 @@ fn read_npy_rgb(path: &Path, size: u32) -> Vec<u8> {
     let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
     let shape = format!("'shape': ({size}, {size}, 3)");
     assert!(
-        header.contains("'|u1'") && header.contains("'fortran_order': False") && header.contains(&shape),
+        header.contains("'|u1'")
+            && header.contains("'fortran_order': False")
+            && header.contains(&shape),
         "{}: unexpected header {header}",
         path.display()
     );
@@ -118,8 +120,8 @@ fn aligned_crops_match_opencv_warp_affine_within_one_grey_level() {
     let dir = tempfile::tempdir().unwrap();
     let sizes = [112u32, 224];
     let mut jobs = Vec::new();
-    // (name, size, facebias's crop, facebias's matrix)
-    let mut ours: Vec<(String, u32, RgbImage, Similarity)> = Vec::new();
+    // (name, size, facebias's crop, facebias's matrix, OpenCV's crop file), in the order of the jobs
+    let mut ours: Vec<(String, u32, RgbImage, Similarity, PathBuf)> = Vec::new();
     let files = faces();
     for (i, path) in files.iter().enumerate() {
         let img = decode(&std::fs::read(path).unwrap()).unwrap();
@@ -140,7 +142,7 @@ fn aligned_crops_match_opencv_warp_affine_within_one_grey_level() {
                 "out": out,
             }));
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            ours.push((name, size, warp(&img, &m, size), m));
+            ours.push((name, size, warp(&img, &m, size), m, out));
         }
     }
     let found = ours.len() / sizes.len();
@@ -171,13 +173,14 @@ fn aligned_crops_match_opencv_warp_affine_within_one_grey_level() {
 
     let mut failures = Vec::new();
     for &size in &sizes {
-        let (mut values, mut equal, mut pixels, mut equal_pixels, mut max_diff) = (0u64, 0u64, 0u64, 0u64, 0u8);
+        let (mut values, mut equal, mut pixels, mut equal_pixels, mut max_diff) =
+            (0u64, 0u64, 0u64, 0u64, 0u8);
         let mut max_m = 0f64;
-        for (k, (name, s, crop, m)) in ours.iter().enumerate() {
+        for (k, (name, s, crop, m, out)) in ours.iter().enumerate() {
             if *s != size {
                 continue;
             }
-            let reference = read_npy_rgb(&dir.path().join(format!("crop{}_{size}.npy", k / 2)), size);
+            let reference = read_npy_rgb(out, size);
             let r = &results["results"][k]["matrix"];
             let theirs = [
                 r[0][0].as_f64().unwrap(),

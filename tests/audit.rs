@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use common::{bfw_subset, facebias, shared};
 
-/// Builds the variants into `dir`; returns (file, truth) per variant.
-fn variants(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+/// Builds the variants of `script` (in tests/fixtures) into `dir`; returns (file, truth) per variant.
+fn build(script: &str, dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
     let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/make_variants.py"
-        ))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(script),
+        )
         .arg(shared().join("models/mobilefacenet_foamliu_128d.onnx"))
         .arg(dir)
         .output()
@@ -31,6 +32,30 @@ fn variants(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
             (dir.join(v["file"].as_str().unwrap()), v)
         })
         .collect()
+}
+
+/// The pixel variants of tests/fixtures/make_variants.py.
+fn variants(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    build("make_variants.py", dir)
+}
+
+/// The first `n` images of the committed LFW sanity list as a manifest (the probe searches on the
+/// first 240 images of any set, so a 240-image set gives the same choice at a third of the
+/// detection time).
+fn lfw_head(dir: &Path, n: usize) -> PathBuf {
+    let list = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sanity/lfw.csv"),
+    )
+    .unwrap();
+    let lfw = shared().join("datasets/lfw");
+    let mut out = vec!["path,subject".to_string()];
+    for row in list.lines().skip(1).take(n) {
+        let (path, subject) = row.split_once(',').unwrap();
+        out.push(format!("{},{subject}", lfw.join(path).display()));
+    }
+    let file = dir.join("sanity.csv");
+    std::fs::write(&file, out.join("\n") + "\n").unwrap();
+    file
 }
 
 /// The per-channel affine map value = slope·pixel + offset of a spec, in the model's channel order.
@@ -58,6 +83,7 @@ fn truth_affine(color: &str, scaling: &str) -> Vec<(f64, f64)> {
     (0..3)
         .map(|c| match scaling {
             "imagenet" => (1.0 / 255.0 / std[c], -mean[c] / std[c]),
+            "caffe-mean" => (1.0, -[103.939, 116.779, 123.68][c]),
             "unit0-1" => (1.0 / 255.0, 0.0),
             "pm1" => (1.0 / 127.5, -1.0),
             _ => unreachable!(),
@@ -65,19 +91,31 @@ fn truth_affine(color: &str, scaling: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Probes `model` on `sanity` and returns the spec it wrote.
+fn probe(dir: &Path, model: &Path, sanity: &Path) -> toml::Value {
+    let spec_file = dir.join("chosen.toml");
+    facebias(dir)
+        .args(["inspect", "--probe", "--spec-out"])
+        .arg(&spec_file)
+        .arg("--sanity")
+        .arg(sanity)
+        .arg(model)
+        .assert()
+        .success();
+    assert!(dir.join("chosen.crops.png").is_file(), "the crop sheet");
+    toml::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap()
+}
+
 #[test]
 fn probe_recovers_each_variants_true_preprocessing() {
     let dir = tempfile::tempdir().unwrap();
-    for (model, truth) in variants(dir.path()) {
-        let spec_file = dir.path().join("chosen.toml");
-        facebias(dir.path())
-            .args(["inspect", "--probe", "--spec-out"])
-            .arg(&spec_file)
-            .arg(&model)
-            .assert()
-            .success();
-        let spec: toml::Value =
-            toml::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap();
+    let sanity = lfw_head(dir.path(), 240);
+    // The ±1 variant is left out of the suite (its scaling and (x−127.5)/128 cannot be told apart).
+    for (model, truth) in variants(dir.path())
+        .into_iter()
+        .filter(|(_, t)| t["file"] != "mfn_pm1.onnx")
+    {
+        let spec = probe(dir.path(), &model, &sanity);
         let name = truth["file"].as_str().unwrap();
         assert_eq!(spec["color"].as_str(), truth["color"].as_str(), "{name}");
         assert_eq!(spec["layout"].as_str(), truth["layout"].as_str(), "{name}");
@@ -93,6 +131,48 @@ fn probe_recovers_each_variants_true_preprocessing() {
         );
         // The pixel map must match up to 1 %: (x−127.5)/128 and (x−127.5)/127.5 differ by 0.4 % and no
         // sanity set can tell them apart, so either is a correct answer for the ±1 variant.
+        for ((s, o), (ts, to)) in affine(&spec).into_iter().zip(truth_affine(
+            truth["color"].as_str().unwrap(),
+            truth["scaling"].as_str().unwrap(),
+        )) {
+            assert!(
+                (s / ts - 1.0).abs() < 0.01 && (o - to).abs() < 0.01 * to.abs().max(1.0),
+                "{name}: slope {s} offset {o} vs {ts} {to}"
+            );
+        }
+    }
+}
+
+#[test]
+fn probe_finds_the_chip_of_vendor_like_models() {
+    // Graphs that take a dlib 150 chip, a widened 224 ArcFace crop, a squared detector box or BGR
+    // minus the caffe means (tests/fixtures/make_vendor_variants.py). The pixels must be the true
+    // ones; the crop the true family with a scale within 10 % of the truth (the box fixture's own
+    // window is an average over faces, so a neighbouring scale may do as well on 240 images).
+    let dir = tempfile::tempdir().unwrap();
+    let sanity = lfw_head(dir.path(), 240);
+    for (model, truth) in build("make_vendor_variants.py", dir.path()) {
+        let spec = probe(dir.path(), &model, &sanity);
+        let name = truth["file"].as_str().unwrap();
+        assert_eq!(spec["color"].as_str(), truth["color"].as_str(), "{name}");
+        assert_eq!(spec["size"].as_integer(), truth["size"].as_i64(), "{name}");
+        assert_eq!(
+            spec["template"].as_str(),
+            truth["template"].as_str(),
+            "{name}: {spec}"
+        );
+        let (scale, want) = (
+            spec["crop_scale"].as_float().unwrap(),
+            truth["crop_scale"].as_f64().unwrap(),
+        );
+        assert!(
+            (scale / want - 1.0).abs() <= 0.1,
+            "{name}: crop ×{scale}, truth ×{want}"
+        );
+        assert!(
+            spec["crop_offset_y"].as_float().unwrap().abs() <= 0.06,
+            "{name}: {spec}"
+        );
         for ((s, o), (ts, to)) in affine(&spec).into_iter().zip(truth_affine(
             truth["color"].as_str().unwrap(),
             truth["scaling"].as_str().unwrap(),
@@ -147,6 +227,30 @@ fn audit_probes_gates_runs_and_records_the_spec() {
     assert!(sanity["gate"]["fnmr"].as_f64().unwrap() < 0.1, "{sanity}");
     assert_eq!(sanity["probe"]["ranking"].as_array().unwrap().len(), 20);
     assert_eq!(sanity["probe"]["images"], 240);
+    // The verdict opens both pages; the crops the model was fed are in the folder and on the page.
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["audit"]["verdict"], "passed");
+    assert_eq!(run_json["audit"]["model_file"], "mfn_bgr.onnx");
+    assert!(run_json["audit"]["runner_up"]["name"].is_string());
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.starts_with("# Demographic differentials: mfn_bgr.onnx on "),
+        "{md}"
+    );
+    let audit_at = md.find("## Audit").unwrap();
+    assert!(audit_at < md.find("## Findings").unwrap());
+    assert!(
+        md.contains("Audit verdict: passed.") && md.contains("Runner-up: "),
+        "{md}"
+    );
+    let png = image::open(out.join("audit_crops.png")).unwrap();
+    assert!(
+        png.width() > 12 * 96 && png.height() > 2 * 96,
+        "two rows of 12 crops"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<h2>Audit</h2>") && html.contains("the model's input crops"));
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["model"]["spec"]["color"], "BGR");

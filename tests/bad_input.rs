@@ -657,3 +657,54 @@ fn a_damaged_comparisons_or_bootstrap_file_is_an_error_naming_it() {
         .success();
     assert_eq!(std::fs::read(run.join("groups.csv")).unwrap(), groups);
 }
+
+#[test]
+fn crop_flags_are_recorded_and_impossible_crops_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let out = dir.path().join("box");
+    facebias(dir.path())
+        .args(["run", "--quiet", "--bootstrap", "0", "--template", "box"])
+        .args([
+            "--crop-scale",
+            "1.3",
+            "--crop-offset-y",
+            "-0.05",
+            "--dataset",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let spec = &run["model"]["spec"];
+    assert_eq!(
+        (
+            &spec["template"],
+            &spec["crop_scale"],
+            &spec["crop_offset_y"]
+        ),
+        (
+            &serde_json::json!("box"),
+            &serde_json::json!(1.3),
+            &serde_json::json!(-0.05)
+        )
+    );
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("crop box ×1.300 -0.050"), "{md}");
+    let a = facebias(dir.path())
+        .args(["run", "--quiet", "--crop-scale", "0", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("--crop-scale") && err.contains("between 0.05 and 20"),
+        "{err}"
+    );
+    assert!(!dir.path().join("bad").exists());
+}

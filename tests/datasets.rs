@@ -134,8 +134,9 @@ fn utkface_adapter_reads_labels_from_file_names() {
 
 #[test]
 fn lfw_view2_ten_fold_accuracy_reproduces_the_published_figure() {
-    // MobileFaceNet's upstream README reports 99.48 % on LFW; our detector and least-squares alignment
-    // (not the upstream's) measured 99.13 % ± 0.45 here. Anything under 98.5 % means a broken pipeline.
+    // MobileFaceNet's upstream README reports 99.48 % on LFW with its own detector and alignment; with
+    // YuNet and the OpenCV-exact warp (tests/align_opencv.rs) this pipeline gets 5,952 of 6,000 pairs
+    // right, 99.20 % (99.12 % before the warp matched cv2.warpAffine). The bar is 99.2 %.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lfw");
     facebias(dir.path())
@@ -162,7 +163,8 @@ fn lfw_view2_ten_fold_accuracy_reproduces_the_published_figure() {
         ("6000", "10")
     );
     let acc: f64 = all["accuracy"].parse().unwrap();
-    assert!(acc >= 0.985, "LFW 10-fold accuracy {acc}");
+    // 0.992 = 5,952 / 6,000 exactly; the tolerance only absorbs the fold mean's rounding.
+    assert!(acc >= 0.992 - 1e-9, "LFW 10-fold accuracy {acc}");
     // Per-sex rows: pairs whose two images are both female / both male.
     assert!(rows
         .iter()

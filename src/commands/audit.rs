@@ -9,13 +9,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::inspect::{load_sanity_set, run_probe};
 use super::model::{detector_path, read_spec};
 use crate::cli::{AuditArgs, ModelArgs, RunArgs};
-use crate::embed::probe::Probe;
+use crate::embed::probe::{self, Candidate, Probe};
 use crate::embed::sanity::{self, SanitySet, Separation};
 use crate::embed::spec::{self, ModelSpec};
-use crate::runtime::Runtime;
+use crate::report::audit::AuditAttachment;
 use crate::report::console::RunOutcome;
 use crate::report::Staging;
 use crate::runtime;
+use crate::runtime::Runtime;
 
 /// How the spec of an audit was chosen.
 struct Chosen {
@@ -43,8 +44,13 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         .sanity
         .clone()
         .unwrap_or_else(|| default_sanity(&args.dataset));
+    // A --spec written for another file is refused before any image is read.
+    let given = match &args.spec {
+        Some(f) => Some(given_spec(args, f, &sha)?),
+        None => None,
+    };
     let set = load_sanity_set(rt, &sanity_path, &detector)?;
-    let chosen = choose_spec(args, rt, &sha, &set)?;
+    let chosen = choose_spec(args, rt, &sha, &set, given)?;
     let check = sanity::sanity(rt, &args.model, &chosen.spec, &set).map_err(|e| anyhow!(e))?;
     println!(
         "sanity check ({}) on {}: FNMR {:.3} at the set's FMR {} threshold ({} mated, {} non-mated pairs, {} false matches allowed); AUC {:.4}, d′ {:.2}",
@@ -58,27 +64,111 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         check.auc,
         check.d_prime
     );
-    let passed = check.fnmr_at_gate_fmr <= args.max_sanity_fnmr;
+    // A --spec also meets its nearest alternatives: one that clearly beats it names the wrong part.
+    let rivals = match &args.spec {
+        Some(_) => {
+            Some(probe::alternatives(rt, &args.model, &chosen.spec, &set).map_err(|e| anyhow!(e))?)
+        }
+        None => None,
+    };
+    let beaten = rivals.as_ref().and_then(beaten_by);
+    let passed = check.fnmr_at_gate_fmr <= args.max_sanity_fnmr && beaten.is_none();
     if !passed && !args.force {
-        bail!(gate_failure(args, &check));
+        bail!(match beaten {
+            Some((given, best)) => rival_failure(args, given, best),
+            None => gate_failure(args, &check),
+        });
     }
     let spec_text = toml::to_string(&chosen.spec).context("cannot write the spec")?;
-    let outcome = run_with_spec(args, &spec_text, detector)?;
-    let sanity_json = sanity_record(args, &set, &chosen, &check, passed);
-    std::fs::write(outcome.out.join("model_spec.toml"), spec_text)
-        .context("cannot write model_spec.toml")?;
-    std::fs::write(
-        outcome.out.join("sanity.json"),
-        serde_json::to_vec_pretty(&sanity_json)?,
-    )
-    .context("cannot write sanity.json")?;
-    Ok(outcome)
+    let sanity_json = sanity_record(args, &set, &chosen, &check, passed, rivals.as_ref());
+    let runner_up = runner_up(&chosen, rivals.as_ref());
+    let mut rows = vec![(
+        format!("chosen: {}", chosen.source),
+        set.crops(&chosen.spec, CROPS),
+    )];
+    if let Some(r) = runner_up {
+        rows.push((format!("runner-up: {}", r.name), set.crops(&r.spec, CROPS)));
+    }
+    let attachment = AuditAttachment {
+        summary: audit_summary(args, &set, &chosen, &check, passed, runner_up),
+        files: vec![
+            ("model_spec.toml".into(), spec_text.clone().into_bytes()),
+            (
+                "sanity.json".into(),
+                serde_json::to_vec_pretty(&sanity_json)?,
+            ),
+            (
+                crate::report::audit::CROPS_FILE.into(),
+                crate::report::audit::crop_sheet(&rows).map_err(|e| anyhow!(e))?,
+            ),
+        ],
+    };
+    run_with_spec(args, &spec_text, detector, attachment)
+}
+
+/// Crops of the first images of the sanity set on the crop sheet, per spec.
+const CROPS: usize = 12;
+
+/// The runner-up: the probe's second, or a --spec's best alternative other than itself.
+fn runner_up<'a>(chosen: &'a Chosen, rivals: Option<&'a Probe>) -> Option<&'a Candidate> {
+    match (&chosen.probe, rivals) {
+        (Some(p), _) => p.ranking.get(1),
+        (None, Some(r)) => r.ranking.iter().find(|c| c.name != probe::GIVEN),
+        _ => None,
+    }
+}
+
+/// The `audit` section of run.json: verdict, spec source, runner-up, sanity figures.
+fn audit_summary(
+    args: &AuditArgs,
+    set: &SanitySet,
+    chosen: &Chosen,
+    check: &Separation,
+    passed: bool,
+    runner_up: Option<&Candidate>,
+) -> serde_json::Value {
+    let verdict = match (passed, chosen.sha256_mismatch) {
+        (true, false) => "passed".to_string(),
+        (true, true) => "forced: the spec was written for another file".to_string(),
+        (false, _) => "forced: the spec failed the sanity gate, so these figures may come from a model fed the wrong input".to_string(),
+    };
+    // The probe's images for a runner-up, and the chosen spec's figure on those same images.
+    let (images, chosen_fnmr) = match (&chosen.probe, runner_up) {
+        (Some(p), Some(_)) => (p.images, p.ranking[0].separation.fnmr_at_gate_fmr),
+        _ => (0, f64::NAN),
+    };
+    serde_json::json!({
+        "verdict": verdict,
+        "model_file": args.model.file_name().map(|n| n.to_string_lossy().to_string()),
+        "spec_source": chosen.source,
+        "spec_sha256_mismatch": chosen.sha256_mismatch,
+        "flat": chosen.probe.as_ref().map(|p| p.flat),
+        "sanity": {
+            "set": set.name,
+            "images": set.len(),
+            "mated_pairs": check.mated_pairs,
+            "nonmated_pairs": check.nonmated_pairs,
+            "fmr": sanity::GATE_FMR,
+            "fnmr": check.fnmr_at_gate_fmr,
+            "max_fnmr": args.max_sanity_fnmr,
+            "auc": check.auc,
+        },
+        "runner_up": runner_up.filter(|_| chosen.probe.is_some()).map(|r| serde_json::json!({
+            "name": r.name,
+            "fnmr": r.separation.fnmr_at_gate_fmr,
+            "chosen_fnmr": chosen_fnmr,
+            "images": images,
+        })),
+        "crops": crate::report::audit::CROPS_FILE,
+    })
 }
 
 /// The default sanity set: `lfw`, or `bfw` when the audited dataset is the shared LFW (a spec is
 /// never checked on the images it is audited on).
 fn default_sanity(dataset: &Path) -> PathBuf {
-    let lfw = sanity::committed("lfw").and_then(|r| r.ok()).map(|(_, d)| d);
+    let lfw = sanity::committed("lfw")
+        .and_then(|r| r.ok())
+        .map(|(_, d)| d);
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a.starts_with(b),
         _ => false,
@@ -89,29 +179,38 @@ fn default_sanity(dataset: &Path) -> PathBuf {
     }
 }
 
-/// The spec: `--spec` (refused when written for another file, unless forced), the catalogue entry
-/// matching the file's sha256, else the probe's best.
-fn choose_spec(args: &AuditArgs, rt: &Runtime, sha: &str, set: &SanitySet) -> Result<Chosen> {
-    match (&args.spec, spec::by_sha256(sha)) {
-        (Some(f), _) => {
-            let s = read_spec(f)?;
-            let mismatch = !s.sha256.is_empty() && !s.sha256.eq_ignore_ascii_case(sha);
-            if mismatch && !args.force {
-                bail!(
-                    "the spec {} was written for the file with sha256 {}, but {} has sha256 {sha}: it describes another model. \
-                     Probe this file instead (omit --spec), fix `sha256` in the spec if it really is this model's, or pass --force (recorded in sanity.json)",
-                    f.display(),
-                    s.sha256,
-                    args.model.display()
-                );
-            }
-            Ok(Chosen {
-                spec: s,
-                source: format!("--spec {}", f.display()),
-                sha256_mismatch: mismatch,
-                probe: None,
-            })
-        }
+/// Reads `--spec` and refuses it when it was written for another file (unless forced).
+fn given_spec(args: &AuditArgs, f: &Path, sha: &str) -> Result<Chosen> {
+    let s = read_spec(f)?;
+    let mismatch = !s.sha256.is_empty() && !s.sha256.eq_ignore_ascii_case(sha);
+    if mismatch && !args.force {
+        bail!(
+            "the spec {} was written for the file with sha256 {}, but {} has sha256 {sha}: it describes another model. \
+             Probe this file instead (omit --spec), fix `sha256` in the spec if it really is this model's, or pass --force (recorded in sanity.json)",
+            f.display(),
+            s.sha256,
+            args.model.display()
+        );
+    }
+    Ok(Chosen {
+        spec: s,
+        source: format!("--spec {}", f.display()),
+        sha256_mismatch: mismatch,
+        probe: None,
+    })
+}
+
+/// The spec: `--spec` (already read), the catalogue entry matching the file's sha256, else the
+/// probe's best.
+fn choose_spec(
+    args: &AuditArgs,
+    rt: &Runtime,
+    sha: &str,
+    set: &SanitySet,
+    given: Option<Chosen>,
+) -> Result<Chosen> {
+    match (given, spec::by_sha256(sha)) {
+        (Some(g), _) => Ok(g),
         (None, Some(s)) => Ok(Chosen {
             source: format!("catalogue entry `{}`", s.name),
             spec: s,
@@ -132,6 +231,39 @@ fn choose_spec(args: &AuditArgs, rt: &Runtime, sha: &str, set: &SanitySet) -> Re
             })
         }
     }
+}
+
+/// The given spec and the alternative that clearly beats it (FNMR above 1.5 × the alternative's
+/// + 0.02 on the probe's images), if one does.
+fn beaten_by(rivals: &Probe) -> Option<(&Candidate, &Candidate)> {
+    let given = rivals.ranking.iter().find(|c| c.name == probe::GIVEN)?;
+    let best = rivals.ranking.first()?;
+    let (g, b) = (
+        given.separation.fnmr_at_gate_fmr,
+        best.separation.fnmr_at_gate_fmr,
+    );
+    (g > 1.5 * b + 0.02).then_some((given, best))
+}
+
+/// The refusal of a --spec that an alternative beats, naming the part that differs.
+fn rival_failure(args: &AuditArgs, given: &Candidate, best: &Candidate) -> String {
+    let (g, b) = (&given.spec, &best.spec);
+    let part = if g.color != b.color {
+        "colour order"
+    } else if g.crop() != b.crop() {
+        "crop"
+    } else {
+        "pixel scaling"
+    };
+    format!(
+        "sanity check failed: the spec's FNMR at the sanity set's FMR {} threshold is {:.3}, but `{}` (which differs in its {part}) reaches {:.3} on the same images: \
+         the spec's {part} is probably wrong. Fix it, or run `facebias inspect --probe {}` to rank the alternatives, or use --force to audit anyway",
+        sanity::GATE_FMR,
+        given.separation.fnmr_at_gate_fmr,
+        best.name,
+        best.separation.fnmr_at_gate_fmr,
+        args.model.display()
+    )
 }
 
 /// The gate's refusal: the figures, and which part of the spec to try next.
@@ -155,7 +287,12 @@ fn gate_failure(args: &AuditArgs, check: &Separation) -> String {
 }
 
 /// The full run with exactly this spec (written to a temporary file beside `--out` for `run`).
-fn run_with_spec(args: &AuditArgs, spec_text: &str, detector: PathBuf) -> Result<RunOutcome> {
+fn run_with_spec(
+    args: &AuditArgs,
+    spec_text: &str,
+    detector: PathBuf,
+    attachment: AuditAttachment,
+) -> Result<RunOutcome> {
     let tmp = tempfile_path(&args.out, "model_spec.toml");
     std::fs::write(&tmp, spec_text).with_context(|| format!("cannot write {}", tmp.display()))?;
     let run_args = RunArgs {
@@ -176,6 +313,7 @@ fn run_with_spec(args: &AuditArgs, spec_text: &str, detector: PathBuf) -> Result
             ..ModelArgs::named(args.model.display().to_string())
         },
         exec: args.exec.clone(),
+        audit: Some(attachment),
     };
     let outcome = super::run::run(&run_args);
     let _ = std::fs::remove_file(&tmp);
@@ -189,7 +327,19 @@ fn sanity_record(
     chosen: &Chosen,
     check: &Separation,
     passed: bool,
+    rivals: Option<&Probe>,
 ) -> serde_json::Value {
+    let alternatives = rivals.map(|p| {
+        serde_json::json!({
+            "images": p.images,
+            "ranking": p.ranking.iter().take(10).map(|c| serde_json::json!({
+                "name": c.name,
+                "fnmr_at_gate_fmr": c.separation.fnmr_at_gate_fmr,
+                "auc": c.separation.auc,
+            })).collect::<Vec<_>>(),
+            "beaten": beaten_by(p).map(|(_, best)| best.name.clone()),
+        })
+    });
     let probe = chosen.probe.as_ref().map(|p| {
         serde_json::json!({
             "images": p.images,
@@ -225,6 +375,7 @@ fn sanity_record(
         "mated_pairs": check.mated_pairs,
         "nonmated_pairs": check.nonmated_pairs,
         "probe": probe,
+        "alternatives": alternatives,
     })
 }
 

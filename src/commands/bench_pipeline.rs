@@ -26,8 +26,7 @@ pub fn bench_pipeline(args: &BenchArgs) -> Result<PipelineBench> {
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let cache = EmbeddingCache::disabled();
-        let ex =
-            extract::extract(rt, &manifest.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
+        let ex = extract::extract(rt, &manifest.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
         let failures = ex
             .results
             .iter()

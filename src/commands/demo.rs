@@ -26,6 +26,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
             ..ModelArgs::named("mobilefacenet")
         },
         exec: args.exec.clone(),
+        audit: None,
     };
     super::run::run(&run_args)
 }

@@ -69,10 +69,20 @@ fn probe_to_spec(
         toml::to_string(&ranking[0].spec).context("cannot write the spec")?,
     )
     .with_context(|| format!("cannot write {}", out.display()))?;
+    let sheet = out.with_extension("crops.png");
+    let rows: Vec<_> = ranking
+        .iter()
+        .take(2)
+        .zip(["chosen", "runner-up"])
+        .map(|(c, role)| (format!("{role}: {}", c.name), set.crops(&c.spec, 12)))
+        .collect();
+    let png = crate::report::audit::crop_sheet(&rows).map_err(|e| anyhow!(e))?;
+    std::fs::write(&sheet, png).with_context(|| format!("cannot write {}", sheet.display()))?;
     println!(
-        "best: {} — spec written to {} (edit it if needed; use it with --spec)",
+        "best: {} — spec written to {} (edit it if needed; use it with --spec); its crops next to the runner-up's: {}",
         ranking[0].name,
-        out.display()
+        out.display(),
+        sheet.display()
     );
     if let Some(m) = matched {
         println!(

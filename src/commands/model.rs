@@ -176,8 +176,13 @@ pub fn check_crop(s: &ModelSpec) -> Result<()> {
     if !(s.crop_offset_y.is_finite() && s.crop_offset_y.abs() <= 1.0) {
         bail!("crop offset {} moves the crop by more than its side (give --crop-offset-y / crop_offset_y between -1 and 1)", s.crop_offset_y);
     }
-    if s.template == Template::Dlib && !(s.padding.is_finite() && s.padding >= 0.0 && s.padding <= 2.0) {
-        bail!("dlib padding {} is outside 0..2 (dlib's face recognition example uses 0.25)", s.padding);
+    if s.template == Template::Dlib
+        && !(s.padding.is_finite() && s.padding >= 0.0 && s.padding <= 2.0)
+    {
+        bail!(
+            "dlib padding {} is outside 0..2 (dlib's face recognition example uses 0.25)",
+            s.padding
+        );
     }
     if s.template == Template::Points && s.template_points.is_none() {
         bail!("template `points` needs template_points (five [x, y] points: eyes, nose tip, mouth corners, as seen in the image) and template_size in the spec file");

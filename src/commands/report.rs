@@ -43,6 +43,7 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
         "protocol.csv",
         "model_spec.toml",
         "sanity.json",
+        crate::report::audit::CROPS_FILE,
     ] {
         if dir.join(extra).is_file() {
             common::copy_into(&staging, dir, &[extra])?;

@@ -90,8 +90,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let t_total = Instant::now();
     let mut p = prepare(args)?;
     let manifest = &p.adapted.manifest;
-    let ex =
-        extract::extract(p.rt, &manifest.samples, &p.cfg, &p.cache).map_err(|e| anyhow!(e))?;
+    let ex = extract::extract(p.rt, &manifest.samples, &p.cfg, &p.cache).map_err(|e| anyhow!(e))?;
     let skipped = ex.skipped();
     for (reason, n) in &skipped {
         eprintln!(
@@ -170,6 +169,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     }
     let options = common::analysis_options(&args.analysis);
     record::set_bootstrap_request(&mut record, &options, &bootstrap_note);
+    if let Some(a) = &args.audit {
+        record["audit"] = a.summary.clone();
+        for (name, bytes) in &a.files {
+            p.staging.write(name, bytes).map_err(|e| anyhow!(e))?;
+        }
+    }
     let images = p.adapted.manifest.samples.len();
     let outcome = |out, analysis: Option<metrics::analysis::Analysis>| {
         let a = analysis.map(|a| (a.thresholds, a.rates, a.equity));

@@ -7,7 +7,8 @@
 //! 2. **geometry**, with the best pixels: each template family (ArcFace 112, dlib face chip with
 //!    padding 0.25, the detector box squared) over a coarse grid of crop scales; then the best crop's
 //!    vertical offset on a grid; then a finer step of both around the best;
-//! 3. **pixels again** on the best crop (a wrong crop can mislead stage 1).
+//! 3. **pixels again**: stage 1's four best pixel choices on the best crop (a wrong crop can mislead
+//!    stage 1).
 //!
 //! Candidates are ranked by the FNMR at the set's FMR 1e-3 threshold, then d′, then AUC (see
 //! [`super::sanity::Separation`]): AUC saturates on a sanity set (a wrong crop still scores 0.997)
@@ -53,14 +54,54 @@ const CAFFE_MEAN: [f64; 3] = [123.68, 116.779, 103.939];
 
 /// The pixel normalisations vendors use.
 pub const SCALINGS: [Scaling; 8] = [
-    Scaling { name: "raw0-255", scale: 1.0, mean: [0.0; 3], std: [1.0; 3] },
-    Scaling { name: "unit0-1", scale: 1.0 / 255.0, mean: [0.0; 3], std: [1.0; 3] },
-    Scaling { name: "pm1", scale: 1.0 / 127.5, mean: [1.0; 3], std: [1.0; 3] },
-    Scaling { name: "pm1-128", scale: 1.0, mean: [127.5; 3], std: [128.0; 3] },
-    Scaling { name: "imagenet", scale: 1.0 / 255.0, mean: IMAGENET_MEAN, std: IMAGENET_STD },
-    Scaling { name: "caffe-mean", scale: 1.0, mean: CAFFE_MEAN, std: [1.0; 3] },
-    Scaling { name: "caffe-mean/128", scale: 1.0, mean: CAFFE_MEAN, std: [128.0; 3] },
-    Scaling { name: "caffe-mean/255", scale: 1.0, mean: CAFFE_MEAN, std: [255.0; 3] },
+    Scaling {
+        name: "raw0-255",
+        scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    },
+    Scaling {
+        name: "unit0-1",
+        scale: 1.0 / 255.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    },
+    Scaling {
+        name: "pm1",
+        scale: 1.0 / 127.5,
+        mean: [1.0; 3],
+        std: [1.0; 3],
+    },
+    Scaling {
+        name: "pm1-128",
+        scale: 1.0,
+        mean: [127.5; 3],
+        std: [128.0; 3],
+    },
+    Scaling {
+        name: "imagenet",
+        scale: 1.0 / 255.0,
+        mean: IMAGENET_MEAN,
+        std: IMAGENET_STD,
+    },
+    Scaling {
+        name: "caffe-mean",
+        scale: 1.0,
+        mean: CAFFE_MEAN,
+        std: [1.0; 3],
+    },
+    Scaling {
+        name: "caffe-mean/128",
+        scale: 1.0,
+        mean: CAFFE_MEAN,
+        std: [128.0; 3],
+    },
+    Scaling {
+        name: "caffe-mean/255",
+        scale: 1.0,
+        mean: CAFFE_MEAN,
+        std: [255.0; 3],
+    },
 ];
 
 /// The template families of stage 2, each with its coarse grid of crop scales.
@@ -70,6 +111,8 @@ const FAMILIES: [(Template, &[f64]); 3] = [
     (Template::Box, &[1.0, 1.15, 1.3, 1.5, 1.75]),
 ];
 const OFFSETS: [f64; 4] = [-0.1, -0.05, 0.05, 0.1];
+/// Stage 1's best pixel choices that stage 3 tries again on the best crop.
+const STAGE3_PIXELS: usize = 4;
 
 /// One probed preprocessing and its result.
 #[derive(Debug, Clone, Serialize)]
@@ -217,10 +260,10 @@ fn best_of<'a>(done: &'a BTreeMap<String, Candidate>, names: &[String]) -> &'a C
     &done[&best.name]
 }
 
-/// Runs the three-stage search (see the module notes) and returns every candidate, best first.
-pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Result<Probe, String> {
+/// The spec every candidate starts from: the model's declared input, RGB raw pixels, ArcFace crop.
+fn base_spec(rt: &Runtime, model: &Path, sha256: &str) -> Result<ModelSpec, String> {
     let (input, output, layout, size) = declared(rt, model)?;
-    let base = ModelSpec {
+    Ok(ModelSpec {
         name: "probed".into(),
         role: "embedding".into(),
         file: model.display().to_string(),
@@ -243,7 +286,59 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
         dim: 0,
         license: "unknown (vendor model)".into(),
         source: "facebias probe".into(),
-    };
+    })
+}
+
+/// The name the spec under test gets among its alternatives.
+pub const GIVEN: &str = "the given spec";
+
+/// The given spec next to its nearest alternatives, on the probe's images: every colour order ×
+/// pixel scaling on its crop, and its pixels on each template family's default crop. A given spec
+/// that an alternative clearly beats is probably wrong in that part.
+pub fn alternatives(
+    rt: &Runtime,
+    model: &Path,
+    given: &ModelSpec,
+    full: &SanitySet,
+) -> Result<Probe, String> {
+    let set = full.head(PROBE_IMAGES);
+    let mut base = given.clone();
+    base.source = "facebias probe".into();
+    let crop = given.crop();
+    let mut todo: Vec<(String, ModelSpec)> = [ColorOrder::Rgb, ColorOrder::Bgr]
+        .into_iter()
+        .flat_map(|c| SCALINGS.iter().map(move |s| (c, s)))
+        .map(|(c, s)| with(&base, c, s, &crop))
+        .collect();
+    for (t, scales) in FAMILIES {
+        let mut alt = given.clone();
+        alt.set_crop(&Crop {
+            template: t,
+            scale: scales[1],
+            ..Crop::arcface()
+        });
+        let name = format!("given pixels on {}", alt.crop().describe());
+        todo.push((name, alt));
+    }
+    todo.push((GIVEN.to_string(), given.clone()));
+    let mut done = BTreeMap::new();
+    evaluate(rt, model, given, &set, todo, &mut done)?;
+    let ranking = rank(&done);
+    let top = ranking[0].separation.fnmr_at_gate_fmr;
+    let flat = ranking
+        .iter()
+        .filter(|c| c.separation.fnmr_at_gate_fmr <= top + FLAT_FNMR)
+        .count();
+    Ok(Probe {
+        ranking,
+        images: set.len(),
+        flat,
+    })
+}
+
+/// Runs the three-stage search (see the module notes) and returns every candidate, best first.
+pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Result<Probe, String> {
+    let base = base_spec(rt, model, sha256)?;
     let set = full.head(PROBE_IMAGES);
     let mut done = BTreeMap::new();
     let pixels = |crop: &Crop| -> Vec<(String, ModelSpec)> {
@@ -291,19 +386,38 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
                     ..g.clone()
                 })
                 .collect(),
-            _ => [(1.0 / 1.05, -0.025), (1.0 / 1.05, 0.025), (1.05, -0.025), (1.05, 0.025)]
-                .iter()
-                .map(|&(k, o)| Crop {
-                    scale: g.scale * k,
-                    offset_y: g.offset_y + o,
-                    ..g.clone()
-                })
-                .collect(),
+            _ => [
+                (1.0 / 1.05, -0.025),
+                (1.0 / 1.05, 0.025),
+                (1.05, -0.025),
+                (1.05, 0.025),
+            ]
+            .iter()
+            .map(|&(k, o)| Crop {
+                scale: g.scale * k,
+                offset_y: g.offset_y + o,
+                ..g.clone()
+            })
+            .collect(),
         };
     }
-    // Stage 3: pixels again on the best crop.
+    // Stage 3: stage 1's four best pixel choices again on the best crop.
     let crop = best_of(&done, &tried).spec.crop();
-    evaluate(rt, model, &base, &set, pixels(&crop), &mut done)?;
+    let ranked1: Vec<Candidate> = rank(&done)
+        .into_iter()
+        .filter(|c| names1.contains(&c.name))
+        .take(STAGE3_PIXELS)
+        .collect();
+    let again: Vec<(String, ModelSpec)> = ranked1
+        .iter()
+        .filter_map(|c| {
+            let sc = SCALINGS
+                .iter()
+                .find(|s| with(&base, c.spec.color, s, &Crop::arcface()).0 == c.name)?;
+            Some(with(&base, c.spec.color, sc, &crop))
+        })
+        .collect();
+    evaluate(rt, model, &base, &set, again, &mut done)?;
     let ranking = rank(&done);
     let top = ranking[0].separation.fnmr_at_gate_fmr;
     let flat = ranking

@@ -87,38 +87,65 @@ pub fn committed(name: &str) -> Option<Result<(String, PathBuf), String>> {
     })
 }
 
-/// Loads and detects the sanity set.
+/// A decoded image and its face, or `None` when it has no usable face.
+type Found = Option<(RgbImage, Face)>;
+
+/// One sample read, decoded and detected.
+fn detect_one(det: &mut Detector, s: &Sample) -> Result<Found, String> {
+    let bytes = std::fs::read(&s.path)
+        .map_err(|e| format!("sanity set: cannot read {}: {e}", s.path.display()))?;
+    let Ok(img) = decode(&bytes) else {
+        return Ok(None);
+    };
+    Ok(det.detect(&img)?.map(|face| (img, face)))
+}
+
+/// Loads and detects the sanity set (on every core, each with its own detector; the order of the
+/// samples is kept).
 pub fn load_set(
     rt: &Runtime,
     name: &str,
     samples: &[Sample],
     detector: &Path,
 ) -> Result<SanitySet, String> {
-    let mut det = Detector::open(
-        rt,
-        detector,
-        DetectorConfig {
-            select: crate::preprocess::detect::FaceSelect::Largest,
-            ..DetectorConfig::default()
-        },
-        1,
-    )?;
+    let config = DetectorConfig {
+        select: crate::preprocess::detect::FaceSelect::Largest,
+        ..DetectorConfig::default()
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, samples.len().max(1));
+    let per = samples.len().div_ceil(workers).max(1);
+    let parts: Vec<Result<Vec<Found>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = samples
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut det = Detector::open(rt, detector, config, 1)?;
+                    chunk.iter().map(|s| detect_one(&mut det, s)).collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("sanity detection panicked".into()))
+            })
+            .collect()
+    });
     let mut set = SanitySet {
         name: name.to_string(),
         images: Vec::new(),
         subjects: Vec::new(),
         skipped: 0,
     };
-    for s in samples {
-        let bytes = std::fs::read(&s.path)
-            .map_err(|e| format!("sanity set: cannot read {}: {e}", s.path.display()))?;
-        let Ok(img) = decode(&bytes) else {
-            set.skipped += 1;
-            continue;
-        };
-        match det.detect(&img)? {
-            Some(face) => {
-                set.images.push((img, face));
+    let found = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    for (s, f) in samples.iter().zip(found.into_iter().flatten()) {
+        match f {
+            Some(pair) => {
+                set.images.push(pair);
                 set.subjects.push(s.subject.clone());
             }
             None => set.skipped += 1,
@@ -148,6 +175,16 @@ impl SanitySet {
     /// The images and faces.
     pub fn faces(&self) -> &[(RgbImage, Face)] {
         &self.images
+    }
+
+    /// The model's input crops of the first `n` images under `spec` (for the crop sheet).
+    pub fn crops(&self, spec: &ModelSpec, n: usize) -> Vec<RgbImage> {
+        let crop = spec.crop();
+        self.images
+            .iter()
+            .take(n)
+            .map(|(img, face)| crop.apply(img, face, spec.size))
+            .collect()
     }
 
     /// The first `n` images (the committed lists hold whole subjects in order, 3 images each).

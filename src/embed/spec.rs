@@ -11,8 +11,8 @@ use crate::preprocess::tensor::{ColorOrder, Layout, Normalization};
 /// The catalogue shipped with facebias (compiled in).
 pub const CATALOGUE_TOML: &str = include_str!("../../models/models.toml");
 
-pub use crate::preprocess::crop::Template;
 use crate::preprocess::crop::Crop;
+pub use crate::preprocess::crop::Template;
 
 fn one() -> f64 {
     1.0

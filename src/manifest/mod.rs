@@ -204,6 +204,19 @@ pub fn parse(
             row,
             message,
         };
+        // Control characters (a NUL, a stray carriage return) never belong in a path or a label:
+        // they would corrupt every CSV and page the labels are written to.
+        if let Some((c, bad)) = record
+            .iter()
+            .enumerate()
+            .find_map(|(c, f)| f.chars().find(|ch| ch.is_control()).map(|ch| (c, ch)))
+        {
+            return Err(row_err(format!(
+                "the `{}` field holds the control character U+{:04X}; a manifest holds plain text, so fix or remove it",
+                headers.get(c).map(String::as_str).unwrap_or("?"),
+                bad as u32
+            )));
+        }
         let rel_path = record.get(path_col).unwrap_or("").to_string();
         let subject = record.get(subject_col).unwrap_or("").to_string();
         if rel_path.is_empty() {

@@ -1,7 +1,11 @@
 //! Five-point face alignment: a least-squares similarity transform (rotation, uniform scale,
 //! translation; Umeyama's method without reflection, as InsightFace's `norm_crop` and skimage's
 //! `SimilarityTransform`) from detected landmarks onto a template, then a bilinear warp with a zero
-//! border (OpenCV `warpAffine` conventions: integer pixel coordinates are pixel centres).
+//! border that reproduces OpenCV's `cv2.warpAffine(img, M, (size, size), borderValue=0)` (INTER_LINEAR,
+//! BORDER_CONSTANT) pixel for pixel: integer pixel coordinates are pixel centres, and the warp uses
+//! OpenCV's fixed-point arithmetic (source positions quantised to 1/32 pixel, integer bilinear weights
+//! summing to 2^15), which differs from exact bilinear interpolation by up to 5 grey levels on
+//! sharp edges. `tests/align_opencv.rs` checks it against OpenCV 4.x on real faces.
 
 use image::RgbImage;
 
@@ -82,32 +86,108 @@ impl Similarity {
     }
 }
 
-/// Warps `img` by `m` (source → output coordinates) into a `size`×`size` RGB crop, bilinear, zero border.
+/// OpenCV's fixed-point constants (`imgproc.hpp`, `imgwarp.cpp`): source positions are kept to
+/// 1/2^`INTER_BITS` = 1/32 pixel, the inverse map is stepped along a row in 1/2^`AB_BITS` = 1/1024
+/// pixel, and the bilinear weights are integers summing to 2^`INTER_REMAP_COEF_BITS`.
+const INTER_BITS: u32 = 5;
+const INTER_TAB_SIZE: i64 = 1 << INTER_BITS;
+const AB_BITS: u32 = 10;
+const AB_SCALE: i64 = 1 << AB_BITS;
+const INTER_REMAP_COEF_BITS: u32 = 15;
+
+/// OpenCV's `saturate_cast<int>(double)` (`cvRound`, `_mm_cvtsd_si32`): round half to even. The warp
+/// keeps positions in i64 where OpenCV has int (and short for the tap, its remap refusing images of
+/// 32767 pixels a side or more): the results agree wherever OpenCV's do not overflow, and far-off
+/// positions of degenerate transforms stay in the zero border instead of wrapping.
+fn cv_round(v: f64) -> i64 {
+    v.round_ties_even() as i64
+}
+
+/// The inverse of `m` as `cv::warpAffine` computes it (without `WARP_INVERSE_MAP`), operation for
+/// operation, as the 2×3 matrix `[m0 m1 m2; m3 m4 m5]` mapping output pixels to source positions.
+fn opencv_inverse(m: &Similarity) -> [f64; 6] {
+    let [m0, m1, m2, m3, m4, m5] = [m.a, -m.b, m.tx, m.b, m.a, m.ty];
+    let d = m0 * m4 - m1 * m3;
+    let d = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let (a11, a22) = (m4 * d, m0 * d);
+    let (m1, m3) = (m1 * -d, m3 * -d);
+    let b1 = -a11 * m2 - m1 * m5;
+    let b2 = -m3 * m2 - a22 * m5;
+    [a11, m1, b1, m3, a22, b2]
+}
+
+/// OpenCV's integer bilinear weights (`BilinearTab_i` of `initInterTab2D`) for the fractional
+/// position (`fx`, `fy`) in 1/32 pixel, in the order top-left, top-right, bottom-left, bottom-right:
+/// `(32−fy)(32−fx)·32`, `(32−fy)·fx·32`, `fy(32−fx)·32`, `fy·fx·32` (the float weights times 2^15, exact),
+/// except at (0, 0): there 2^15 saturates to the `short` 32767 and OpenCV's sum correction adds the
+/// missing 1 to the bottom-right weight, `[32767, 0, 0, 1]` (which never changes an 8-bit result).
+fn bilinear_weights(fx: i64, fy: i64) -> [i64; 4] {
+    if fx == 0 && fy == 0 {
+        return [32767, 0, 0, 1];
+    }
+    let n = INTER_TAB_SIZE;
+    let s = (1 << INTER_REMAP_COEF_BITS) / (n * n);
+    [
+        (n - fy) * (n - fx) * s,
+        (n - fy) * fx * s,
+        fy * (n - fx) * s,
+        fy * fx * s,
+    ]
+}
+
+/// Warps `img` by `m` (source → output coordinates) into a `size`×`size` RGB crop, bilinear, zero border,
+/// with OpenCV's fixed-point arithmetic (`cv::warpAffine` → `hal::warpAffine` → `WarpAffineInvoker` →
+/// `warpAffineBlockline` → `remapBilinear`, OpenCV 4.x `modules/imgproc/src/imgwarp.cpp`):
+///
+/// - the inverse matrix `M` is computed in double as OpenCV does (`opencv_inverse`);
+/// - per output column `x`: `adelta[x] = round(M0·x·1024)`, `bdelta[x] = round(M3·x·1024)`; per output
+///   row `y`: `X0 = round((M1·y + M2)·1024) + 16`, `Y0 = round((M4·y + M5)·1024) + 16` (16 = 1024/32/2
+///   rounds to the nearest 1/32 pixel);
+/// - `X = (X0 + adelta[x]) >> 5`, `Y = (Y0 + bdelta[x]) >> 5` (arithmetic shifts, i.e. floor) are the
+///   source position in 1/32 pixel: the top-left tap is (`X >> 5`, `Y >> 5`), the fraction (`X & 31`,
+///   `Y & 31`);
+/// - each channel is `(Σ tap·weight + 2^14) >> 15` over the four taps with `bilinear_weights`, taps
+///   outside the image counting as 0 (`borderValue = 0`).
 pub fn warp(img: &RgbImage, m: &Similarity, size: u32) -> RgbImage {
-    let inv = m.inverse();
+    let inv = opencv_inverse(m);
     let (w, h) = (img.width() as i64, img.height() as i64);
     let raw = img.as_raw();
+    let ab = AB_SCALE as f64;
+    let round_delta = AB_SCALE / INTER_TAB_SIZE / 2;
+    let adelta: Vec<i64> = (0..size)
+        .map(|x| cv_round(inv[0] * x as f64 * ab))
+        .collect();
+    let bdelta: Vec<i64> = (0..size)
+        .map(|x| cv_round(inv[3] * x as f64 * ab))
+        .collect();
+    let mask = INTER_TAB_SIZE - 1;
+    let half = 1i64 << (INTER_REMAP_COEF_BITS - 1);
     let mut out = RgbImage::new(size, size);
-    let px = |x: i64, y: i64, c: usize| -> f64 {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            0.0
-        } else {
-            raw[((y * w + x) * 3) as usize + c] as f64
-        }
-    };
-    for v in 0..size {
-        for u in 0..size {
-            let (sx, sy) = inv.apply(u as f64, v as f64);
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            let mut rgb = [0u8; 3];
-            for (c, slot) in rgb.iter_mut().enumerate() {
-                let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
-                let bottom = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
-                *slot = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+    for (v, row) in out.chunks_exact_mut(size as usize * 3).enumerate() {
+        let x0 = cv_round((inv[1] * v as f64 + inv[2]) * ab) + round_delta;
+        let y0 = cv_round((inv[4] * v as f64 + inv[5]) * ab) + round_delta;
+        for (u, dst) in row.chunks_exact_mut(3).enumerate() {
+            let x = (x0 + adelta[u]) >> (AB_BITS - INTER_BITS);
+            let y = (y0 + bdelta[u]) >> (AB_BITS - INTER_BITS);
+            let (sx, sy) = (x >> INTER_BITS, y >> INTER_BITS);
+            if sx + 1 < 0 || sy + 1 < 0 || sx >= w || sy >= h {
+                continue; // all four taps outside: the zero border
             }
-            out.put_pixel(u, v, image::Rgb(rgb));
+            let weights = bilinear_weights(x & mask, y & mask);
+            let taps = [(sx, sy), (sx + 1, sy), (sx, sy + 1), (sx + 1, sy + 1)];
+            let mut acc = [half; 3];
+            for ((tx, ty), wt) in taps.into_iter().zip(weights) {
+                if wt == 0 || tx < 0 || ty < 0 || tx >= w || ty >= h {
+                    continue;
+                }
+                let i = ((ty * w + tx) * 3) as usize;
+                for (a, &p) in acc.iter_mut().zip(&raw[i..i + 3]) {
+                    *a += p as i64 * wt;
+                }
+            }
+            for (d, a) in dst.iter_mut().zip(acc) {
+                *d = (a >> INTER_REMAP_COEF_BITS).clamp(0, 255) as u8;
+            }
         }
     }
     out
@@ -176,5 +256,42 @@ mod tests {
             ty: 0.0,
         };
         assert_eq!(warp(&img, &shift, 4).get_pixel(1, 1).0[0], 15);
+    }
+
+    #[test]
+    fn warp_uses_opencv_fixed_point_positions_and_weights() {
+        // A 2×2 image, red 0 | 100 and green 100 | 0 across x, on both rows.
+        let img = RgbImage::from_fn(2, 2, |x, _| {
+            image::Rgb([(x * 100) as u8, (100 - x * 100) as u8, 0])
+        });
+        let shift = |tx: f64| Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx,
+            ty: 0.0,
+        };
+        // tx = −0.3: output (0, 0) samples x = 0.3 (exact bilinear: red 30, green 70).
+        // OpenCV: X0 = round(0.3·1024) + 16 = 307 + 16 = 323, adelta[0] = 0; X = 323 >> 5 = 10, so the
+        // taps are x = 10 >> 5 = 0 and 1 at fx = 10/32 (not 0.3); row 0: Y0 = 0 + 16, Y = 0, fy = 0.
+        // Weights: (32−0)(32−10)·32 = 22528 and (32−0)·10·32 = 10240 (sum 32768).
+        // red = (0·22528 + 100·10240 + 16384) >> 15 = 1040384 >> 15 = 31 (31.75);
+        // green = (100·22528 + 16384) >> 15 = 2269184 >> 15 = 69 (69.25).
+        let out = warp(&img, &shift(-0.3), 3);
+        assert_eq!(out.get_pixel(0, 0).0, [31, 69, 0]);
+        // tx = +0.3: output (0, 0) samples x = −0.3 (exact: green 0.7·100 = 70, the tap at −1 being
+        // border 0). OpenCV: X0 = round(−307.2) + 16 = −291, X = −291 >> 5 = −10 (floor), so the taps are
+        // x = −10 >> 5 = −1 and 0 at fx = −10 & 31 = 22: weights (32−22)·32·32 = 10240 on the border tap
+        // and 22·32·32 = 22528 on x = 0: green = (100·22528 + 16384) >> 15 = 69, red = 0.
+        let out = warp(&img, &shift(0.3), 3);
+        assert_eq!(out.get_pixel(0, 0).0, [0, 69, 0]);
+        // Output (2, 0) samples x = 1.7: adelta[2] = round(2·1024) = 2048, X = (−291 + 2048) >> 5 = 1757 >> 5
+        // = 54, taps x = 54 >> 5 = 1 and 2 (outside, 0) at fx = 54 & 31 = 22: red = (100·10240 + 16384)
+        // >> 15 = 31 (exact: 30), green 0.
+        assert_eq!(out.get_pixel(2, 0).0, [31, 0, 0]);
+        // A position half-way between two 1/32 steps rounds up: x = 1/64 = 16/1024, X0 = 16 + 16 = 32,
+        // X = 32 >> 5 = 1 (fx = 1/32), weights 32·31·32 = 31744 and 32·1·32 = 1024:
+        // red = (100·1024 + 16384) >> 15 = 118784 >> 15 = 3 (exact bilinear: 1.5625 → 2).
+        let out = warp(&img, &shift(-1.0 / 64.0), 1);
+        assert_eq!(out.get_pixel(0, 0).0[0], 3);
     }
 }

@@ -103,7 +103,11 @@ impl Crop {
             }
             Template::Dlib => {
                 let p = self.padding;
-                Some(DLIB_MEAN_FACE.map(|[x, y]| [(p + x) / (2.0 * p + 1.0) * s, (p + y) / (2.0 * p + 1.0) * s]))
+                Some(
+                    DLIB_MEAN_FACE.map(|[x, y]| {
+                        [(p + x) / (2.0 * p + 1.0) * s, (p + y) / (2.0 * p + 1.0) * s]
+                    }),
+                )
             }
             Template::Points => {
                 let k = s / self.points_size.max(1) as f64;
@@ -133,7 +137,9 @@ impl Crop {
                 }
             }
             _ => {
-                let dst = self.template_points(size)?.map(|[x, y]| [x as f32, y as f32]);
+                let dst = self
+                    .template_points(size)?
+                    .map(|[x, y]| [x as f32, y as f32]);
                 Similarity::fit(&face.landmarks, &dst)
             }
         };
@@ -208,7 +214,10 @@ mod tests {
         // The nose (56.0252, 71.7366) goes halfway to the centre 55.5, then up 11.2 px:
         // x = 55.5 + 0.5263/2 = 55.7626, y = 55.5 + 16.2366/2 − 11.2 = 52.4183.
         let (x, y) = m.apply(56.0252, 71.7366);
-        assert!((x - 55.7626).abs() < 1e-3 && (y - 52.4183).abs() < 1e-3, "{x} {y}");
+        assert!(
+            (x - 55.7626).abs() < 1e-3 && (y - 52.4183).abs() < 1e-3,
+            "{x} {y}"
+        );
     }
 
     #[test]
@@ -239,7 +248,10 @@ mod tests {
         // The eyes are level and symmetric about x = 0.490127 (dlib's face centre line).
         assert_eq!(t[0][1], t[1][1]);
         let mid = (t[0][0] + t[1][0]) / 2.0;
-        assert!((mid - (0.25 + 0.490_127_05) / 1.5 * 150.0).abs() < 1e-3, "{mid}");
+        assert!(
+            (mid - (0.25 + 0.490_127_05) / 1.5 * 150.0).abs() < 1e-3,
+            "{mid}"
+        );
     }
 
     #[test]

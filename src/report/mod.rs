@@ -6,6 +6,7 @@
 //! `policies.csv` and the charts of [`charts`] ([`render`]), `index.html` and `summary.md` ([`page`]),
 //! `run.json` ([`record`]); what the terminal shows is in [`console`].
 
+pub mod audit;
 pub mod charts;
 pub mod console;
 pub mod findings;

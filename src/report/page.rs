@@ -30,16 +30,33 @@ impl Context {
             o.remove("execution");
         }
         Context {
-            model: record["model"]["spec"]["name"]
-                .as_str()
-                .unwrap_or("model")
-                .to_string(),
+            model: model_name(record),
             dataset: record["dataset"]["name"]
                 .as_str()
                 .unwrap_or("dataset")
                 .to_string(),
             record: shown,
         }
+    }
+}
+
+/// The model as a page names it: by its file, with the catalogue entry when it came from there.
+fn model_name(record: &serde_json::Value) -> String {
+    let m = &record["model"];
+    let file = m["path"]
+        .as_str()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| p.to_string())
+        })
+        .unwrap_or_else(|| "model".into());
+    let name = m["spec"]["name"].as_str().unwrap_or("");
+    if crate::embed::spec::by_name(name).is_some() {
+        format!("{file} (catalogue entry {name})")
+    } else {
+        file
     }
 }
 
@@ -289,7 +306,7 @@ pub fn provenance(ctx: &Context) -> String {
     let m = &ctx.record["model"];
     let sp = &m["spec"];
     format!(
-        "Model {} (sha256 {}); preprocessing: {}×{} {} {}, value = (pixel·{} − mean {}) / std {}, alignment {}; dataset manifest {} (sha256 {}).",
+        "Model {} (sha256 {}); preprocessing: {}×{} {} {}, value = (pixel·{} − mean {}) / std {}, crop {}; dataset manifest {} (sha256 {}).",
         m["path"].as_str().unwrap_or("?"),
         m["sha256"].as_str().unwrap_or("?"),
         sp["size"],
@@ -299,7 +316,9 @@ pub fn provenance(ctx: &Context) -> String {
         sp["pixel_scale"],
         sp["mean"],
         sp["std"],
-        sp["template"].as_str().unwrap_or("?"),
+        serde_json::from_value::<crate::embed::spec::ModelSpec>(sp.clone())
+            .map(|s| s.crop().describe())
+            .unwrap_or_else(|_| sp["template"].as_str().unwrap_or("?").to_string()),
         ctx.record["dataset"]["manifest"].as_str().unwrap_or("?"),
         ctx.record["dataset"]["manifest_sha256"].as_str().unwrap_or("?"),
     )
@@ -353,11 +372,18 @@ pub fn summary_md(
         .map(|t| format!("{:.0e}", t.target_fmr))
         .unwrap_or_default();
     let mut md = format!(
-        "# Demographic differentials: {} on {}\n\n{}\n\n## Findings\n\n",
+        "# Demographic differentials: {} on {}\n\n{}\n\n",
         ctx.model,
         ctx.dataset,
         provenance(ctx)
     );
+    let verdict = super::audit::verdict_lines(&ctx.record);
+    if !verdict.is_empty() {
+        md += "## Audit\n\n";
+        verdict.iter().for_each(|l| md += &format!("- {l}\n"));
+        md += &format!("- The faces as the model was fed them, under the chosen spec and its runner-up: `{}`.\n\n", super::audit::CROPS_FILE);
+    }
+    md += "## Findings\n\n";
     findings(a, ctx)
         .iter()
         .for_each(|f| md += &format!("- {f}\n"));
@@ -403,10 +429,26 @@ th{{background:#f3f3f3}}figure{{margin:1em 0 2em}}img{{max-width:100%;border:1px
 pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3em 0}}\
 </style></head>\n<body data-images-expected=\"{}\">\n<h1>{}</h1>\n",
         esc(&title),
-        charts.len() + usize::from(dir.join("top_impostors.png").is_file()),
+        charts.len()
+            + usize::from(dir.join("top_impostors.png").is_file())
+            + usize::from(
+                ctx.record["audit"].is_object() && dir.join(super::audit::CROPS_FILE).is_file()
+            ),
         esc(&title)
     );
     h += &format!("<p class=\"provenance\">{}</p>", esc(&provenance(ctx)));
+    let verdict = super::audit::verdict_lines(&ctx.record);
+    if !verdict.is_empty() {
+        h += "<h2>Audit</h2><ul>";
+        verdict
+            .iter()
+            .for_each(|l| h += &format!("<li>{}</li>", esc(l)));
+        h += "</ul>";
+        let png = dir.join(super::audit::CROPS_FILE);
+        if let Ok(bytes) = std::fs::read(&png) {
+            h += &format!("<figure><img alt=\"the model's input crops\" src=\"data:image/png;base64,{}\"><figcaption>The first sanity-set faces as the model was fed them: under the chosen spec (top) and its runner-up ({}). Check that the face is framed as the vendor documents.</figcaption></figure>\n", base64(&bytes), super::audit::CROPS_FILE);
+        }
+    }
     h += "<h2>Findings</h2><ul>";
     findings(a, ctx)
         .iter()

@@ -26,13 +26,14 @@ const MARKER_TEXT: &str =
 /// Names facebias writes into a report folder: those `run.json` lists ([`super::record::REPORT_FILES`],
 /// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only.
 pub fn is_report_file(name: &str) -> bool {
-    const OTHERS: [&str; 6] = [
+    const OTHERS: [&str; 7] = [
         MARKER,
         "run.json",
         "tensors.npy",
         "protocol.csv",
         "model_spec.toml",
         "sanity.json",
+        super::audit::CROPS_FILE,
     ];
     let chart = name.ends_with(".png") || name.ends_with(".svg");
     OTHERS.contains(&name)

@@ -425,6 +425,9 @@ pub struct AuditArgs {
     /// never the dataset audited].
     #[arg(long)]
     pub sanity: Option<PathBuf>,
+    /// Treat the model as unknown even when its sha256 is in the catalogue (probe it instead).
+    #[arg(long)]
+    pub no_catalogue: bool,
     /// The gate: highest acceptable FNMR on the sanity set at its FMR 1e-3 threshold.
     #[arg(long, default_value_t = 0.5)]
     pub max_sanity_fnmr: f64,

@@ -91,6 +91,21 @@ fn truth_affine(color: &str, scaling: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The spec's pixel map must match the truth's up to 1 %: (x−127.5)/128 and (x−127.5)/127.5 differ
+/// by 0.4 % and no sanity set can tell them apart.
+fn assert_pixels(spec: &toml::Value, truth: &serde_json::Value) {
+    let name = truth["file"].as_str().unwrap();
+    for ((s, o), (ts, to)) in affine(spec).into_iter().zip(truth_affine(
+        truth["color"].as_str().unwrap(),
+        truth["scaling"].as_str().unwrap(),
+    )) {
+        assert!(
+            (s / ts - 1.0).abs() < 0.01 && (o - to).abs() < 0.01 * to.abs().max(1.0),
+            "{name}: slope {s} offset {o} vs {ts} {to}"
+        );
+    }
+}
+
 /// Probes `model` on `sanity` and returns the spec it wrote.
 fn probe(dir: &Path, model: &Path, sanity: &Path) -> toml::Value {
     let spec_file = dir.join("chosen.toml");
@@ -129,17 +144,7 @@ fn probe_recovers_each_variants_true_preprocessing() {
             (0.85..=1.18).contains(&scale) && offset.abs() <= 0.06,
             "{name}: crop ×{scale} {offset:+}"
         );
-        // The pixel map must match up to 1 %: (x−127.5)/128 and (x−127.5)/127.5 differ by 0.4 % and no
-        // sanity set can tell them apart, so either is a correct answer for the ±1 variant.
-        for ((s, o), (ts, to)) in affine(&spec).into_iter().zip(truth_affine(
-            truth["color"].as_str().unwrap(),
-            truth["scaling"].as_str().unwrap(),
-        )) {
-            assert!(
-                (s / ts - 1.0).abs() < 0.01 && (o - to).abs() < 0.01 * to.abs().max(1.0),
-                "{name}: slope {s} offset {o} vs {ts} {to}"
-            );
-        }
+        assert_pixels(&spec, &truth);
     }
 }
 
@@ -173,15 +178,7 @@ fn probe_finds_the_chip_of_vendor_like_models() {
             spec["crop_offset_y"].as_float().unwrap().abs() <= 0.06,
             "{name}: {spec}"
         );
-        for ((s, o), (ts, to)) in affine(&spec).into_iter().zip(truth_affine(
-            truth["color"].as_str().unwrap(),
-            truth["scaling"].as_str().unwrap(),
-        )) {
-            assert!(
-                (s / ts - 1.0).abs() < 0.01 && (o - to).abs() < 0.01 * to.abs().max(1.0),
-                "{name}: slope {s} offset {o} vs {ts} {to}"
-            );
-        }
+        assert_pixels(&spec, &truth);
     }
 }
 

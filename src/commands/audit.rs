@@ -112,7 +112,7 @@ const CROPS: usize = 12;
 /// The runner-up: the probe's second, or a --spec's best alternative other than itself.
 fn runner_up<'a>(chosen: &'a Chosen, rivals: Option<&'a Probe>) -> Option<&'a Candidate> {
     match (&chosen.probe, rivals) {
-        (Some(p), _) => p.ranking.get(1),
+        (Some(p), _) => p.runner_up(),
         (None, Some(r)) => r.ranking.iter().find(|c| c.name != probe::GIVEN),
         _ => None,
     }
@@ -134,7 +134,7 @@ fn audit_summary(
     };
     // The probe's images for a runner-up, and the chosen spec's figure on those same images.
     let (images, chosen_fnmr) = match (&chosen.probe, runner_up) {
-        (Some(p), Some(_)) => (p.images, p.ranking[0].separation.fnmr_at_gate_fmr),
+        (Some(p), Some(_)) => (p.confirmed_images, p.chosen().separation.fnmr_at_gate_fmr),
         _ => (0, f64::NAN),
     };
     serde_json::json!({
@@ -209,7 +209,8 @@ fn choose_spec(
     set: &SanitySet,
     given: Option<Chosen>,
 ) -> Result<Chosen> {
-    match (given, spec::by_sha256(sha)) {
+    let known = spec::by_sha256(sha).filter(|_| !args.no_catalogue);
+    match (given, known) {
         (Some(g), _) => Ok(g),
         (None, Some(s)) => Ok(Chosen {
             source: format!("catalogue entry `{}`", s.name),
@@ -224,8 +225,8 @@ fn choose_spec(
             );
             let found = run_probe(rt, &args.model, sha, set)?;
             Ok(Chosen {
-                spec: found.ranking[0].spec.clone(),
-                source: format!("probe: {}", found.ranking[0].name),
+                spec: found.chosen().spec.clone(),
+                source: format!("probe: {}", found.chosen().name),
                 sha256_mismatch: false,
                 probe: Some(found),
             })
@@ -345,6 +346,13 @@ fn sanity_record(
             "images": p.images,
             "candidates": p.ranking.len(),
             "within_flat_fnmr_of_best": p.flat,
+            "confirmed_images": p.confirmed_images,
+            "confirmed": p.confirmed.iter().map(|c| serde_json::json!({
+                "name": c.name,
+                "auc": c.separation.auc,
+                "d_prime": c.separation.d_prime,
+                "fnmr_at_gate_fmr": c.separation.fnmr_at_gate_fmr,
+            })).collect::<Vec<_>>(),
             "flat_fnmr": crate::embed::probe::FLAT_FNMR,
             "ranking": p.ranking.iter().take(20).map(|c| serde_json::json!({
                 "name": c.name,

@@ -55,7 +55,7 @@ fn probe_to_spec(
     let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
     let set = load_sanity_set(rt, &args.sanity, &detector)?;
     let found = run_probe(rt, path, sha, &set)?;
-    let ranking = &found.ranking;
+    let chosen = found.chosen();
     let out = args.spec_out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}.spec.toml",
@@ -66,13 +66,12 @@ fn probe_to_spec(
     });
     std::fs::write(
         &out,
-        toml::to_string(&ranking[0].spec).context("cannot write the spec")?,
+        toml::to_string(&chosen.spec).context("cannot write the spec")?,
     )
     .with_context(|| format!("cannot write {}", out.display()))?;
     let sheet = out.with_extension("crops.png");
-    let rows: Vec<_> = ranking
-        .iter()
-        .take(2)
+    let rows: Vec<_> = std::iter::once(chosen)
+        .chain(found.runner_up())
         .zip(["chosen", "runner-up"])
         .map(|(c, role)| (format!("{role}: {}", c.name), set.crops(&c.spec, 12)))
         .collect();
@@ -80,7 +79,7 @@ fn probe_to_spec(
     std::fs::write(&sheet, png).with_context(|| format!("cannot write {}", sheet.display()))?;
     println!(
         "best: {} — spec written to {} (edit it if needed; use it with --spec); its crops next to the runner-up's: {}",
-        ranking[0].name,
+        chosen.name,
         out.display(),
         sheet.display()
     );

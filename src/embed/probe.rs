@@ -6,9 +6,10 @@
 //! 1. **pixels**: colour order (RGB, BGR) × every [`SCALINGS`] entry, on the ArcFace crop;
 //! 2. **geometry**, with the best pixels: each template family (ArcFace 112, dlib face chip with
 //!    padding 0.25, the detector box squared) over a coarse grid of crop scales; then the best crop's
-//!    vertical offset on a grid; then a finer step of both around the best;
+//!    vertical offset on a grid; then its eight neighbours (scale ×/÷ 1.05, offset ± 0.025);
 //! 3. **pixels again**: stage 1's four best pixel choices on the best crop (a wrong crop can mislead
-//!    stage 1).
+//!    stage 1);
+//! 4. **confirmation**: the best [`CONFIRM`] measured again on the whole set (see [`confirm`]).
 //!
 //! Candidates are ranked by the FNMR at the set's FMR 1e-3 threshold, then d′, then AUC (see
 //! [`super::sanity::Separation`]): AUC saturates on a sanity set (a wrong crop still scores 0.997)
@@ -127,12 +128,67 @@ pub struct Candidate {
 
 /// The probe's outcome.
 pub struct Probe {
-    /// Every candidate, best first.
+    /// Every candidate, best first, measured on the search's images.
     pub ranking: Vec<Candidate>,
     /// Images the search ran on.
     pub images: usize,
     /// Candidates within [`FLAT_FNMR`] of the best (the best included).
     pub flat: usize,
+    /// The search's best [`CONFIRM`] measured again on the whole set, in the order chosen (see
+    /// [`confirm`]); empty when there was no confirmation stage.
+    pub confirmed: Vec<Candidate>,
+    /// Images of the confirmation.
+    pub confirmed_images: usize,
+}
+
+impl Probe {
+    /// The chosen candidate: the first confirmed one, else the best of the search.
+    pub fn chosen(&self) -> &Candidate {
+        self.confirmed.first().unwrap_or(&self.ranking[0])
+    }
+
+    /// The runner-up, on the same footing as [`Probe::chosen`].
+    pub fn runner_up(&self) -> Option<&Candidate> {
+        if self.confirmed.is_empty() {
+            self.ranking.get(1)
+        } else {
+            self.confirmed.get(1)
+        }
+    }
+}
+
+/// Candidates of the search measured again on the whole sanity set.
+pub const CONFIRM: usize = 6;
+
+/// Measures the search's best [`CONFIRM`] candidates on the whole set and orders them: those whose
+/// FNMR is within one binomial standard error (√(p(1−p)/mated), at least 1/mated) of the best count
+/// as equally good, and among them the least-modified crop comes first (smallest |ln scale| +
+/// |offset|), so that noise on the sanity set never pulls the crop away from a template it fits.
+fn confirm(
+    rt: &Runtime,
+    model: &Path,
+    base: &ModelSpec,
+    full: &SanitySet,
+    ranking: &[Candidate],
+) -> Result<Vec<Candidate>, String> {
+    let top: Vec<(String, ModelSpec)> = ranking
+        .iter()
+        .take(CONFIRM)
+        .map(|c| (c.name.clone(), c.spec.clone()))
+        .collect();
+    let mut done = BTreeMap::new();
+    evaluate(rt, model, base, full, top, &mut done)?;
+    let mut v = rank(&done);
+    let best = v[0].separation.fnmr_at_gate_fmr;
+    let mated = v[0].separation.mated_pairs.max(1) as f64;
+    let se = (best * (1.0 - best) / mated).sqrt().max(1.0 / mated);
+    let departure = |c: &Candidate| c.spec.crop_scale.ln().abs() + c.spec.crop_offset_y.abs();
+    let tied = v
+        .iter()
+        .take_while(|c| c.separation.fnmr_at_gate_fmr <= best + se + 1e-12)
+        .count();
+    v[..tied].sort_by(|a, b| departure(a).total_cmp(&departure(b)));
+    Ok(v)
 }
 
 /// The model's declared input: name, output name, layout and side.
@@ -250,6 +306,23 @@ fn rank(done: &BTreeMap<String, Candidate>) -> Vec<Candidate> {
     v
 }
 
+/// The probe's outcome from every measured candidate (before any confirmation).
+fn finish(done: &BTreeMap<String, Candidate>, images: usize) -> Probe {
+    let ranking = rank(done);
+    let top = ranking[0].separation.fnmr_at_gate_fmr;
+    let flat = ranking
+        .iter()
+        .filter(|c| c.separation.fnmr_at_gate_fmr <= top + FLAT_FNMR)
+        .count();
+    Probe {
+        ranking,
+        images,
+        flat,
+        confirmed: Vec::new(),
+        confirmed_images: 0,
+    }
+}
+
 /// The best candidate among `done` whose name is in `names`.
 fn best_of<'a>(done: &'a BTreeMap<String, Candidate>, names: &[String]) -> &'a Candidate {
     let ranked = rank(done);
@@ -323,17 +396,7 @@ pub fn alternatives(
     todo.push((GIVEN.to_string(), given.clone()));
     let mut done = BTreeMap::new();
     evaluate(rt, model, given, &set, todo, &mut done)?;
-    let ranking = rank(&done);
-    let top = ranking[0].separation.fnmr_at_gate_fmr;
-    let flat = ranking
-        .iter()
-        .filter(|c| c.separation.fnmr_at_gate_fmr <= top + FLAT_FNMR)
-        .count();
-    Ok(Probe {
-        ranking,
-        images: set.len(),
-        flat,
-    })
+    Ok(finish(&done, set.len()))
 }
 
 /// Runs the three-stage search (see the module notes) and returns every candidate, best first.
@@ -358,7 +421,7 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
         .iter()
         .find(|s| with(&base, color, s, &Crop::arcface()).0 == best1.name)
         .expect("a probed scaling");
-    // Stage 2: geometry with those pixels — coarse scales per family, then offsets, then a finer step.
+    // Stage 2: geometry with those pixels — coarse scales per family, then offsets, then neighbours.
     let mut geometry: Vec<Crop> = FAMILIES
         .iter()
         .flat_map(|(t, scales)| {
@@ -386,19 +449,17 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
                     ..g.clone()
                 })
                 .collect(),
-            _ => [
-                (1.0 / 1.05, -0.025),
-                (1.0 / 1.05, 0.025),
-                (1.05, -0.025),
-                (1.05, 0.025),
-            ]
-            .iter()
-            .map(|&(k, o)| Crop {
-                scale: g.scale * k,
-                offset_y: g.offset_y + o,
-                ..g.clone()
-            })
-            .collect(),
+            // The eight neighbours of the best: scale ×/÷ 1.05, offset ± 0.025, and both.
+            _ => [1.0 / 1.05, 1.0, 1.05]
+                .iter()
+                .flat_map(|&k| [-0.025, 0.0, 0.025].map(|o| (k, o)))
+                .filter(|&(k, o)| k != 1.0 || o != 0.0)
+                .map(|(k, o)| Crop {
+                    scale: g.scale * k,
+                    offset_y: g.offset_y + o,
+                    ..g.clone()
+                })
+                .collect(),
         };
     }
     // Stage 3: stage 1's four best pixel choices again on the best crop.
@@ -418,17 +479,11 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
         })
         .collect();
     evaluate(rt, model, &base, &set, again, &mut done)?;
-    let ranking = rank(&done);
-    let top = ranking[0].separation.fnmr_at_gate_fmr;
-    let flat = ranking
-        .iter()
-        .filter(|c| c.separation.fnmr_at_gate_fmr <= top + FLAT_FNMR)
-        .count();
-    Ok(Probe {
-        ranking,
-        images: set.len(),
-        flat,
-    })
+    let mut found = finish(&done, set.len());
+    // Stage 4: the best few again on the whole set, where noise is smaller.
+    found.confirmed = confirm(rt, model, &base, full, &found.ranking)?;
+    found.confirmed_images = full.len();
+    Ok(found)
 }
 
 #[cfg(test)]

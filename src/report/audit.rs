@@ -87,7 +87,7 @@ pub fn verdict_lines(record: &serde_json::Value) -> Vec<String> {
     ));
     if let Some(r) = a["runner_up"].as_object() {
         lines.push(format!(
-            "Runner-up: {} with FNMR {:.3} on the probe's {} images, {:.3} behind the chosen {:.3}{}.",
+            "Runner-up: {} with FNMR {:.3} on {} sanity images, {:.3} behind the chosen {:.3}{}.",
             r["name"].as_str().unwrap_or("?"),
             f(&r["fnmr"]),
             r["images"],

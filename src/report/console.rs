@@ -174,9 +174,26 @@ pub fn print_probe_ranking(p: &Probe) {
             s.nonmated_mean
         );
     }
+    if !p.confirmed.is_empty() {
+        println!(
+            "confirmed on all {} sanity images (within one standard error of the best, the least-modified crop first):",
+            p.confirmed_images
+        );
+        for (i, c) in p.confirmed.iter().enumerate() {
+            let s = &c.separation;
+            println!(
+                "{:>3}. {:<44} FNMR@FMR1e-3 {:.3}  d′ {:>6.3}  AUC {:.4}",
+                i + 1,
+                c.name,
+                s.fnmr_at_gate_fmr,
+                s.d_prime,
+                s.auc
+            );
+        }
+    }
     if let (Some(a), Some(b)) = (p.ranking.first(), p.ranking.get(1)) {
         println!(
-            "top: {} candidates within {} FNMR of the best; runner-up {} is {:.3} FNMR behind",
+            "search: {} candidates within {} FNMR of its best; its runner-up {} is {:.3} FNMR behind",
             p.flat,
             crate::embed::probe::FLAT_FNMR,
             b.name,

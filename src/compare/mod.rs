@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod gpu;
 pub mod kernel;
+pub mod search;
 pub mod top;
 
 use rayon::prelude::*;

@@ -15,6 +15,7 @@
 pub mod adapters;
 pub mod exclude;
 pub mod protocol;
+pub mod split;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod equity;
 pub mod evidence;
 pub mod groups;
+pub mod identification;
 pub mod policy;
 pub mod separation;
 pub mod store;

@@ -31,6 +31,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
     Embed(EmbedArgs),
+    /// 1:N identification: split the dataset into a gallery and searches, search, per-group FNIR/FPIR.
+    Identify(IdentifyArgs),
     /// List the dataset adapters, or validate a dataset and count its comparisons per group.
     Datasets(DatasetsArgs),
     /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match (and probe its preprocessing).
@@ -89,13 +91,13 @@ pub struct ModelArgs {
     #[arg(long, value_enum)]
     pub template: Option<Template>,
     /// Override: crop side relative to the template's (> 1: wider, more context).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub crop_scale: Option<f64>,
     /// Override: downward shift of the crop window, as a fraction of its side.
     #[arg(long, allow_hyphen_values = true)]
     pub crop_offset_y: Option<f64>,
     /// Override: dlib face-chip padding (template dlib).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub padding: Option<f64>,
     /// Detection canvas: images are scaled so their longer side has this many pixels before detection
     /// (640 reproduces OpenCV's letterbox and the reference landmarks; smaller is faster, less precise).
@@ -353,6 +355,37 @@ pub struct EmbedArgs {
     /// Also write the model input tensors as tensors.npy ([rows, values per image], float32), for parity checks.
     #[arg(long)]
     pub dump_tensors: bool,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `identify`.
+#[derive(Debug, Args, Clone)]
+pub struct IdentifyArgs {
+    /// Dataset: a manifest CSV or a folder holding manifest.csv.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Report folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Share of each finest group's subjects enrolled in the gallery (one image each); the rest search
+    /// without a mate.
+    #[arg(long, default_value_t = 0.5)]
+    pub enrolled_fraction: f64,
+    /// Candidate list length L (NIST's default 50).
+    #[arg(long, default_value_t = 50)]
+    pub candidates: usize,
+    /// Target FPIRs for the global thresholds, comma-separated (each needs at least 1/target non-mated
+    /// searches) [default: 0.1,0.01,0.001].
+    #[arg(long, value_delimiter = ',')]
+    pub target_fpir: Option<Vec<f64>>,
+    /// Seed of the split.
+    #[arg(long, default_value_t = 8280)]
+    pub seed: u64,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,

@@ -238,7 +238,9 @@ fn audit_probes_gates_runs_and_records_the_spec() {
     let audit_at = md.find("## Audit").unwrap();
     assert!(audit_at < md.find("## Findings").unwrap());
     assert!(
-        md.contains("Audit verdict: passed.") && md.contains("Runner-up: "),
+        md.contains("not a verdict on its bias): passed.")
+            && md.contains("by default the committed set of the other dataset")
+            && md.contains("Runner-up: "),
         "{md}"
     );
     let png = image::open(out.join("audit_crops.png")).unwrap();

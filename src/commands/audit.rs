@@ -76,7 +76,7 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
     if !passed && !args.force {
         bail!(match beaten {
             Some((given, best)) => rival_failure(args, given, best),
-            None => gate_failure(args, &check),
+            None => gate_failure(args, &check, chosen.probe.as_ref()),
         });
     }
     let spec_text = toml::to_string(&chosen.spec).context("cannot write the spec")?;
@@ -145,6 +145,7 @@ fn audit_summary(
         "flat": chosen.probe.as_ref().map(|p| p.flat),
         "sanity": {
             "set": set.name,
+            "chosen_by": if args.sanity.is_some() { "--sanity" } else { "default" },
             "images": set.len(),
             "mated_pairs": check.mated_pairs,
             "nonmated_pairs": check.nonmated_pairs,
@@ -191,6 +192,11 @@ fn given_spec(args: &AuditArgs, f: &Path, sha: &str) -> Result<Chosen> {
             s.sha256,
             args.model.display()
         );
+    }
+    let mut s = s;
+    if mismatch {
+        // Forced: run it on this file (the mismatch is recorded in sanity.json and on the page).
+        s.sha256 = sha.to_string();
     }
     Ok(Chosen {
         spec: s,
@@ -268,7 +274,20 @@ fn rival_failure(args: &AuditArgs, given: &Candidate, best: &Candidate) -> Strin
 }
 
 /// The gate's refusal: the figures, and which part of the spec to try next.
-fn gate_failure(args: &AuditArgs, check: &Separation) -> String {
+fn gate_failure(args: &AuditArgs, check: &Separation, probed: Option<&Probe>) -> String {
+    if let Some(p) = probed {
+        return format!(
+            "sanity check failed: FNMR {:.3} at the sanity set's FMR {} threshold is above {:.2} (--max-sanity-fnmr; AUC {:.4} on {} mated and {} non-mated pairs), and that is the best of the {} preprocessings the probe tried: \
+             this model does not separate faces under any of them (or needs a preprocessing outside the probe's search: then describe it with --spec). Use --force to audit it anyway",
+            check.fnmr_at_gate_fmr,
+            sanity::GATE_FMR,
+            args.max_sanity_fnmr,
+            check.auc,
+            check.mated_pairs,
+            check.nonmated_pairs,
+            p.ranking.len()
+        );
+    }
     let hint = if check.auc < 0.9 {
         "the scores barely separate at all, so the pixel scaling, colour order or layout is probably wrong (or the model does not work)"
     } else {

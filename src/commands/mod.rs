@@ -13,6 +13,7 @@ pub mod common;
 pub mod datasets;
 pub mod demo;
 pub mod embed;
+pub mod identify;
 pub mod inspect;
 pub mod merge;
 pub mod model;
@@ -39,6 +40,7 @@ pub fn execute(command: &Command) -> Result<()> {
             );
         }),
         Command::Embed(a) => embed::embed(a).map(|_| ()),
+        Command::Identify(a) => identify::identify(a).map(|_| ()),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Datasets(a) => datasets::datasets(a),
         Command::Audit(a) => audit::audit(a).map(|o| console::print_run_summary(&o)),

@@ -31,7 +31,20 @@ pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
     let sha256 = spec::sha256_file(&path)
         .with_context(|| format!("cannot read model {}", path.display()))?;
     let mut s = match (&args.spec, catalogue_spec) {
-        (Some(file), _) => read_spec(file)?,
+        (Some(file), _) => {
+            let s = read_spec(file)?;
+            if !s.sha256.is_empty() && !s.sha256.eq_ignore_ascii_case(&sha256) {
+                bail!(
+                    "--spec {} describes the model file {} (sha256 {}), but --model {} is {} (sha256 {sha256}); pass --model with the spec's file (or fix `sha256` in the spec if it really is this model's)",
+                    file.display(),
+                    s.file,
+                    s.sha256,
+                    args.model,
+                    path.display()
+                );
+            }
+            s
+        }
         (None, Some(s)) => s,
         (None, None) => custom_spec(args, &path, &sha256)?,
     };
@@ -61,8 +74,9 @@ pub fn read_spec(file: &Path) -> Result<ModelSpec> {
         .with_context(|| format!("cannot read --spec {}", file.display()))?;
     let spec = toml::from_str::<ModelSpec>(&text).map_err(|e| {
         anyhow!(
-            "--spec {}: {e}; the fields are those of a models/models.toml entry",
-            file.display()
+            "--spec {}: {}; the fields are those of a models/models.toml entry (see its header)",
+            file.display(),
+            e.to_string().trim_end()
         )
     })?;
     check_crop(&spec).with_context(|| format!("--spec {}", file.display()))?;

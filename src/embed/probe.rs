@@ -147,13 +147,19 @@ impl Probe {
         self.confirmed.first().unwrap_or(&self.ranking[0])
     }
 
-    /// The runner-up, on the same footing as [`Probe::chosen`].
+    /// The runner-up: the lowest-FNMR candidate other than the chosen one, on the same images.
     pub fn runner_up(&self) -> Option<&Candidate> {
-        if self.confirmed.is_empty() {
-            self.ranking.get(1)
+        let pool = if self.confirmed.is_empty() {
+            &self.ranking
         } else {
-            self.confirmed.get(1)
-        }
+            &self.confirmed
+        };
+        let chosen = &self.chosen().name;
+        pool.iter().filter(|c| &c.name != chosen).min_by(|a, b| {
+            a.separation
+                .fnmr_at_gate_fmr
+                .total_cmp(&b.separation.fnmr_at_gate_fmr)
+        })
     }
 }
 
@@ -336,12 +342,13 @@ fn best_of<'a>(done: &'a BTreeMap<String, Candidate>, names: &[String]) -> &'a C
 /// The spec every candidate starts from: the model's declared input, RGB raw pixels, ArcFace crop.
 fn base_spec(rt: &Runtime, model: &Path, sha256: &str) -> Result<ModelSpec, String> {
     let (input, output, layout, size) = declared(rt, model)?;
+    let bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
     Ok(ModelSpec {
         name: "probed".into(),
         role: "embedding".into(),
         file: model.display().to_string(),
         sha256: sha256.into(),
-        bytes: 0,
+        bytes,
         input,
         output,
         size,
@@ -393,6 +400,9 @@ pub fn alternatives(
         let name = format!("given pixels on {}", alt.crop().describe());
         todo.push((name, alt));
     }
+    // An alternative that is the given spec under another name would only compare it with itself.
+    let same = given.preprocessing_fingerprint();
+    todo.retain(|(_, s)| s.preprocessing_fingerprint() != same);
     todo.push((GIVEN.to_string(), given.clone()));
     let mut done = BTreeMap::new();
     evaluate(rt, model, given, &set, todo, &mut done)?;

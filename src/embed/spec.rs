@@ -32,6 +32,7 @@ fn is_default_padding(p: &f64) -> bool {
 
 /// Everything needed to run one model: file, tensor names, input geometry and pixel normalisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Catalogue name (or `custom`).
     pub name: String,

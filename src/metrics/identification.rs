@@ -131,6 +131,92 @@ pub fn by_group(counts: &[Count], group_of_combo: &[Option<usize>], groups: usiz
     out
 }
 
+/// One row of `identification.csv`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// Grouping (`all`, an attribute, or an intersection such as `sex×race`).
+    pub attribute: String,
+    /// Group (`all` for the whole set).
+    pub group: String,
+    /// Gallery size N.
+    pub gallery_size: usize,
+    /// `fnir` or `fpir`.
+    pub metric: &'static str,
+    /// Rank R (1 for FPIR).
+    pub rank: usize,
+    /// T, empty in investigative mode.
+    pub threshold: Option<f32>,
+    /// The target FPIR T was set for, empty in investigative mode.
+    pub target_fpir: Option<f64>,
+    /// Searches counted.
+    pub searches: usize,
+    /// Misses (FNIR) or false positives (FPIR).
+    pub errors: usize,
+    /// errors / searches, empty without searches.
+    pub rate: Option<f64>,
+    /// `no_searches` when the group has none.
+    pub flag: &'static str,
+}
+
+/// Every rate of `identification.csv` at gallery size index `s` (size `n`): FNIR at rank 1 and L in
+/// investigative mode; at each threshold FNIR at rank 1 and L and FPIR; for everyone (`all`) and
+/// every grouping's groups.
+pub fn table(
+    searches: &[Search],
+    groupings: &[super::groups::Grouping],
+    combos: usize,
+    s: usize,
+    n: usize,
+    l: usize,
+    thresholds: &[FpirThreshold],
+) -> Vec<Row> {
+    let mut rates: Vec<(&'static str, usize, Option<&FpirThreshold>, Vec<Count>)> = Vec::new();
+    for r in [1, l] {
+        rates.push((
+            "fnir",
+            r,
+            None,
+            fnir(searches, combos, s, r, f32::NEG_INFINITY),
+        ));
+    }
+    for t in thresholds {
+        for r in [1, l] {
+            rates.push(("fnir", r, Some(t), fnir(searches, combos, s, r, t.t)));
+        }
+        rates.push(("fpir", 1, Some(t), fpir(searches, combos, s, t.t)));
+    }
+    let mut rows = Vec::new();
+    let all = super::groups::Grouping {
+        name: "all".into(),
+        groups: vec!["all".into()],
+        group_of_combo: vec![Some(0); combos],
+    };
+    for g in std::iter::once(&all).chain(groupings) {
+        for (metric, rank, t, counts) in &rates {
+            for (group, c) in
+                g.groups
+                    .iter()
+                    .zip(by_group(counts, &g.group_of_combo, g.groups.len()))
+            {
+                rows.push(Row {
+                    attribute: g.name.clone(),
+                    group: group.clone(),
+                    gallery_size: n,
+                    metric,
+                    rank: *rank,
+                    threshold: t.map(|t| t.t),
+                    target_fpir: t.map(|t| t.target),
+                    searches: c.searches,
+                    errors: c.errors,
+                    rate: c.rate(),
+                    flag: if c.searches == 0 { "no_searches" } else { "" },
+                });
+            }
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

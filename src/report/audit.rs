@@ -68,11 +68,15 @@ pub fn verdict_lines(record: &serde_json::Value) -> Vec<String> {
     let s = &a["sanity"];
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let mut lines = vec![format!(
-        "Audit verdict: {}. The sanity gate asks for FNMR ≤ {:.2} at the FMR {} threshold of the sanity set `{}` (never the audited dataset): this spec gives FNMR {:.3} on {} mated and {} non-mated pairs of {} images (AUC {:.4}).",
+        "Preprocessing check (is the model fed the input it expects? not a verdict on its bias): {}. The sanity gate asks for FNMR ≤ {:.2} at the FMR {} threshold of the sanity set `{}`{}: this spec gives FNMR {:.3} on {} mated and {} non-mated pairs of {} images (AUC {:.4}).",
         a["verdict"].as_str().unwrap_or("?"),
         f(&s["max_fnmr"]),
         s["fmr"],
         s["set"].as_str().unwrap_or("?"),
+        match s["chosen_by"].as_str() {
+            Some("default") => " (by default the committed set of the other dataset, so not the audited images)",
+            _ => " (given with --sanity)",
+        },
         f(&s["fnmr"]),
         s["mated_pairs"],
         s["nonmated_pairs"],
@@ -128,8 +132,9 @@ mod tests {
         });
         let l = verdict_lines(&record);
         assert!(
-            l[0].starts_with("Audit verdict: passed.")
-                && l[0].contains("FNMR 0.033 on 600 mated and 179100 non-mated"),
+            l[0].contains("not a verdict on its bias): passed.")
+                && l[0].contains("FNMR 0.033 on 600 mated and 179100 non-mated")
+                && l[0].contains("(given with --sanity)"),
             "{}",
             l[0]
         );

@@ -176,7 +176,7 @@ pub fn print_probe_ranking(p: &Probe) {
     }
     if !p.confirmed.is_empty() {
         println!(
-            "confirmed on all {} sanity images (within one standard error of the best, the least-modified crop first):",
+            "confirmed on all {} sanity images, in the order chosen: those within one standard error of the best FNMR, least-modified crop first, then the rest by FNMR (×s = crop scale, ±o = vertical crop offset):",
             p.confirmed_images
         );
         for (i, c) in p.confirmed.iter().enumerate() {
@@ -193,7 +193,7 @@ pub fn print_probe_ranking(p: &Probe) {
     }
     if let (Some(a), Some(b)) = (p.ranking.first(), p.ranking.get(1)) {
         println!(
-            "search: {} candidates within {} FNMR of its best; its runner-up {} is {:.3} FNMR behind",
+            "on the search's images: {} candidate(s) within {} FNMR of the best; the second, {}, is {:.3} FNMR behind",
             p.flat,
             crate::embed::probe::FLAT_FNMR,
             b.name,

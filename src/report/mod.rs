@@ -80,12 +80,30 @@ pub fn samples_csv(
     results: &[SampleResult],
     embedding_row: &[Option<usize>],
 ) -> Result<Vec<u8>, String> {
+    samples_csv_with(manifest, results, embedding_row, &[], &[])
+}
+
+/// [`samples_csv`] with more columns at the end: `names`, and `values[i]` for sample i.
+pub fn samples_csv_with(
+    manifest: &Manifest,
+    results: &[SampleResult],
+    embedding_row: &[Option<usize>],
+    names: &[&str],
+    values: &[Vec<String>],
+) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["path".to_string(), "subject".to_string()];
     header.extend(manifest.attributes.iter().cloned());
     header.extend(["status", "detail", "embedding_row", "face_score"].map(String::from));
+    header.extend(names.iter().map(|n| n.to_string()));
     w.write_record(&header).map_err(|e| e.to_string())?;
-    for ((s, r), row) in manifest.samples.iter().zip(results).zip(embedding_row) {
+    for (i, ((s, r), row)) in manifest
+        .samples
+        .iter()
+        .zip(results)
+        .zip(embedding_row)
+        .enumerate()
+    {
         let mut rec = vec![s.rel_path.clone(), s.subject.clone()];
         rec.extend(s.attributes.iter().cloned());
         rec.push(r.status.as_str().to_string());
@@ -96,6 +114,9 @@ pub fn samples_csv(
                 .map(|f| format!("{:.4}", f.score))
                 .unwrap_or_default(),
         );
+        if let Some(v) = values.get(i) {
+            rec.extend(v.iter().cloned());
+        }
         w.write_record(&rec).map_err(|e| e.to_string())?;
     }
     w.into_inner().map_err(|e| e.to_string())

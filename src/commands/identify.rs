@@ -68,65 +68,17 @@ pub fn identify(args: &IdentifyArgs) -> Result<PathBuf> {
     let ex = extract::extract(rt, &manifest.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
     let (emb, rows) = ex.matrix();
     let dim = ex.dim;
-    // The gallery: enrolled gallery images with a face, in gallery_rank order.
-    let mut gallery_samples: Vec<usize> = (0..manifest.samples.len())
-        .filter(|&i| sp.roles[i] == Role::Gallery && rows[i].is_some())
-        .collect();
-    gallery_samples.sort_by_key(|&i| sp.gallery_rank[i]);
-    if gallery_samples.is_empty() {
-        bail!("no gallery image has a face: nothing to search against");
-    }
-    let row_of = |i: usize| rows[i].expect("an enrolled sample has a row");
-    let gallery: Vec<f32> = gallery_samples
-        .iter()
-        .flat_map(|&i| emb[row_of(i) * dim..(row_of(i) + 1) * dim].iter().copied())
-        .collect();
-    let entry_of_subject: HashMap<u32, u32> = gallery_samples
-        .iter()
-        .enumerate()
-        .map(|(e, &i)| (subject_of[i], e as u32))
-        .collect();
-    let searchers: Vec<usize> = (0..manifest.samples.len())
-        .filter(|&i| matches!(sp.roles[i], Role::MatedSearch | Role::NonmatedSearch))
-        .collect();
-    let probing: Vec<usize> = searchers
-        .iter()
-        .copied()
-        .filter(|&i| rows[i].is_some())
-        .collect();
-    let probes: Vec<f32> = probing
-        .iter()
-        .flat_map(|&i| emb[row_of(i) * dim..(row_of(i) + 1) * dim].iter().copied())
-        .collect();
+    let (gallery_samples, searchers, searches) = run_searches(
+        &sp,
+        &subject_of,
+        &partition.combo_of,
+        &emb,
+        &rows,
+        dim,
+        args.candidates,
+    )?;
     let n = gallery_samples.len();
-    let tie_rows: Vec<u32> = gallery_samples.iter().map(|&i| i as u32).collect();
-    let found = search::search(&probes, &gallery, &tie_rows, dim, &[n], args.candidates)
-        .map_err(|e| anyhow!(e))?;
-    let mut lists = probing.iter().zip(found).collect::<HashMap<_, _>>();
-    let searches: Vec<Search> = searchers
-        .iter()
-        .map(|&i| Search {
-            mated: sp.roles[i] == Role::MatedSearch,
-            combo: partition.combo_of[i],
-            mate: entry_of_subject.get(&subject_of[i]).copied(),
-            failed: rows[i].is_none(),
-            candidates: lists.remove(&i).unwrap_or_else(|| vec![Vec::new()]),
-        })
-        .collect();
-    let thresholds: Vec<FpirThreshold> = targets
-        .iter()
-        .filter_map(|&t| ident::threshold_for(&searches, 0, t))
-        .collect();
-    let nonmated = searches.iter().filter(|s| !s.mated).count();
-    for t in targets
-        .iter()
-        .filter(|t| !thresholds.iter().any(|x| x.target == **t))
-    {
-        eprintln!(
-            "note: FPIR {t} is left out: {nonmated} non-mated searches cannot resolve it (it needs at least {:.0})",
-            (1.0 / t).ceil()
-        );
-    }
+    let thresholds = thresholds_for(&searches, &targets);
     let gs = groups::groupings(&partition);
     let table = ident::table(
         &searches,
@@ -184,28 +136,117 @@ pub fn identify(args: &IdentifyArgs) -> Result<PathBuf> {
         "detector": {"path": model.detector.display().to_string(), "sha256": model.detector_sha256},
         "dataset": {"manifest": manifest.file.display().to_string(), "manifest_sha256": manifest.sha256},
         "onnxruntime_version": rt.version,
-        "protocol": {
-            "enrolled_fraction": args.enrolled_fraction,
-            "seed": args.seed,
-            "enrol": "first image of each enrolled subject",
-            "subjects_enrolled": sp.subjects[0],
-            "subjects_not_enrolled": sp.subjects[1],
-            "gallery_entries": n,
-            "gallery_sizes": [n],
-            "candidates": args.candidates,
-            "mated_searches": searches.iter().filter(|s| s.mated).count(),
-            "nonmated_searches": searches.iter().filter(|s| !s.mated).count(),
-            "failed_searches": searches.iter().filter(|s| s.failed).count(),
-            "conventions": "a score equal to T matches; equal scores rank the lower samples.csv row first; a search without a face is a miss (mated) and a correct rejection (non-mated); a gallery image without a face is not enrolled",
-            "thresholds": thresholds.iter().map(|t| serde_json::json!({
-                "target_fpir": t.target, "threshold": t.t, "false_positives": t.false_positives, "nonmated_searches": t.searches,
-            })).collect::<Vec<_>>(),
-        },
+        "protocol": protocol_record(args, &sp, &searches, &thresholds, n),
     });
     let out = common::commit(staging, &record)?;
     println!("{summary}");
     println!("identification report: {}", out.display());
     Ok(out)
+}
+
+/// The gallery (enrolled gallery images with a face, in gallery_rank order), the searching samples,
+/// and each search's result: `(gallery samples, searcher samples, searches)`.
+fn run_searches(
+    sp: &split::Split,
+    subject_of: &[u32],
+    combo_of: &[u16],
+    emb: &[f32],
+    rows: &[Option<usize>],
+    dim: usize,
+    candidates: usize,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<Search>)> {
+    // The gallery: enrolled gallery images with a face, in gallery_rank order.
+    let mut gallery_samples: Vec<usize> = (0..rows.len())
+        .filter(|&i| sp.roles[i] == Role::Gallery && rows[i].is_some())
+        .collect();
+    gallery_samples.sort_by_key(|&i| sp.gallery_rank[i]);
+    if gallery_samples.is_empty() {
+        bail!("no gallery image has a face: nothing to search against");
+    }
+    let row_of = |i: usize| rows[i].expect("an enrolled sample has a row");
+    let gallery: Vec<f32> = gallery_samples
+        .iter()
+        .flat_map(|&i| emb[row_of(i) * dim..(row_of(i) + 1) * dim].iter().copied())
+        .collect();
+    let entry_of_subject: HashMap<u32, u32> = gallery_samples
+        .iter()
+        .enumerate()
+        .map(|(e, &i)| (subject_of[i], e as u32))
+        .collect();
+    let searchers: Vec<usize> = (0..rows.len())
+        .filter(|&i| matches!(sp.roles[i], Role::MatedSearch | Role::NonmatedSearch))
+        .collect();
+    let probing: Vec<usize> = searchers
+        .iter()
+        .copied()
+        .filter(|&i| rows[i].is_some())
+        .collect();
+    let probes: Vec<f32> = probing
+        .iter()
+        .flat_map(|&i| emb[row_of(i) * dim..(row_of(i) + 1) * dim].iter().copied())
+        .collect();
+    let n = gallery_samples.len();
+    let tie_rows: Vec<u32> = gallery_samples.iter().map(|&i| i as u32).collect();
+    let found = search::search(&probes, &gallery, &tie_rows, dim, &[n], candidates)
+        .map_err(|e| anyhow!(e))?;
+    let mut lists = probing.iter().zip(found).collect::<HashMap<_, _>>();
+    let searches: Vec<Search> = searchers
+        .iter()
+        .map(|&i| Search {
+            mated: sp.roles[i] == Role::MatedSearch,
+            combo: combo_of[i],
+            mate: entry_of_subject.get(&subject_of[i]).copied(),
+            failed: rows[i].is_none(),
+            candidates: lists.remove(&i).unwrap_or_else(|| vec![Vec::new()]),
+        })
+        .collect();
+    Ok((gallery_samples, searchers, searches))
+}
+
+/// One global threshold per supported target FPIR; the others are left out with a note.
+fn thresholds_for(searches: &[Search], targets: &[f64]) -> Vec<FpirThreshold> {
+    let thresholds: Vec<FpirThreshold> = targets
+        .iter()
+        .filter_map(|&t| ident::threshold_for(searches, 0, t))
+        .collect();
+    let nonmated = searches.iter().filter(|s| !s.mated).count();
+    for t in targets
+        .iter()
+        .filter(|t| !thresholds.iter().any(|x| x.target == **t))
+    {
+        eprintln!(
+            "note: FPIR {t} is left out: {nonmated} non-mated searches cannot resolve it (it needs at least {:.0})",
+            (1.0 / t).ceil()
+        );
+    }
+    thresholds
+}
+
+/// run.json's `protocol`: the split, the gallery, the searches, the conventions and thresholds.
+fn protocol_record(
+    args: &IdentifyArgs,
+    sp: &split::Split,
+    searches: &[Search],
+    thresholds: &[FpirThreshold],
+    n: usize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "enrolled_fraction": args.enrolled_fraction,
+        "seed": args.seed,
+        "enrol": "first image of each enrolled subject",
+        "subjects_enrolled": sp.subjects[0],
+        "subjects_not_enrolled": sp.subjects[1],
+        "gallery_entries": n,
+        "gallery_sizes": [n],
+        "candidates": args.candidates,
+        "mated_searches": searches.iter().filter(|s| s.mated).count(),
+        "nonmated_searches": searches.iter().filter(|s| !s.mated).count(),
+        "failed_searches": searches.iter().filter(|s| s.failed).count(),
+        "conventions": "a score equal to T matches; equal scores rank the lower samples.csv row first; a search without a face is a miss (mated) and a correct rejection (non-mated); a gallery image without a face is not enrolled",
+        "thresholds": thresholds.iter().map(|t| serde_json::json!({
+            "target_fpir": t.target, "threshold": t.t, "false_positives": t.false_positives, "nonmated_searches": t.searches,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// `candidates.csv`: `search_row,gallery_size,rank,gallery_row,score` (rows of `samples.csv`).

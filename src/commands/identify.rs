@@ -89,16 +89,16 @@ pub fn identify(args: &IdentifyArgs) -> Result<PathBuf> {
         args.candidates,
         &thresholds,
     );
+    let rank_of: HashMap<usize, usize> = gallery_samples
+        .iter()
+        .enumerate()
+        .map(|(r, &i)| (i, r))
+        .collect();
     let extra: Vec<Vec<String>> = (0..manifest.samples.len())
         .map(|i| {
-            let in_gallery = rows[i].is_some() && sp.roles[i] == Role::Gallery;
-            let rank = gallery_samples
-                .iter()
-                .position(|&g| g == i)
-                .filter(|_| in_gallery);
             vec![
                 sp.roles[i].as_str().to_string(),
-                rank.map(|r| r.to_string()).unwrap_or_default(),
+                rank_of.get(&i).map(|r| r.to_string()).unwrap_or_default(),
             ]
         })
         .collect();

@@ -103,30 +103,13 @@ fn custom_spec(args: &ModelArgs, path: &Path, sha256: &str) -> Result<ModelSpec>
             path.display()
         );
     }
-    Ok(ModelSpec {
-        name: "custom".into(),
-        role: "embedding".into(),
-        file: path.display().to_string(),
-        sha256: sha256.to_string(),
-        bytes: 0,
-        input: String::new(),
-        output: String::new(),
-        size: 0,
-        layout: crate::preprocess::tensor::Layout::Nchw,
-        color: crate::preprocess::tensor::ColorOrder::Rgb,
-        pixel_scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        template: Template::Arcface112,
-        crop_scale: 1.0,
-        crop_offset_y: 0.0,
-        padding: 0.25,
-        template_points: None,
-        template_size: 112,
-        dim: 0,
-        license: "unknown".into(),
-        source: "user-supplied".into(),
-    })
+    Ok(ModelSpec::blank(
+        path,
+        sha256,
+        "custom",
+        "unknown",
+        "user-supplied",
+    ))
 }
 
 /// Applies the preprocessing flags given on the command line to `s`.

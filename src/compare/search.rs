@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use super::dot;
+
 /// One candidate of a search.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
@@ -16,24 +18,6 @@ pub struct Candidate {
     pub entry: u32,
     /// Its cosine score.
     pub score: f32,
-}
-
-/// The dot product of two equal-length vectors, in 8 independent f32 lanes (summed lane by lane,
-/// then the lanes in order, then the tail), the same for every call so results are deterministic.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] = x[k].mul_add(y[k], acc[k]);
-        }
-    }
-    let mut s = acc.iter().sum::<f32>();
-    for (x, y) in ta.iter().zip(tb) {
-        s = x.mul_add(*y, s);
-    }
-    s
 }
 
 /// Inserts `c` into the score-ordered list `top` (at most `l` long), ties by lower `rows[entry]`.

@@ -246,6 +246,13 @@ fn with(base: &ModelSpec, color: ColorOrder, sc: &Scaling, crop: &Crop) -> (Stri
     (name, spec)
 }
 
+/// The scaling of a stage-1 candidate (pixels on the ArcFace crop), found by its name.
+fn scaling_of(base: &ModelSpec, c: &Candidate) -> Option<&'static Scaling> {
+    SCALINGS
+        .iter()
+        .find(|s| with(base, c.spec.color, s, &Crop::arcface()).0 == c.name)
+}
+
 /// Measures the candidates not yet in `done` on `set`, on `workers` threads (one embedder each).
 fn evaluate(
     rt: &Runtime,
@@ -344,28 +351,18 @@ fn base_spec(rt: &Runtime, model: &Path, sha256: &str) -> Result<ModelSpec, Stri
     let (input, output, layout, size) = declared(rt, model)?;
     let bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
     Ok(ModelSpec {
-        name: "probed".into(),
-        role: "embedding".into(),
-        file: model.display().to_string(),
-        sha256: sha256.into(),
         bytes,
         input,
         output,
         size,
         layout,
-        color: ColorOrder::Rgb,
-        pixel_scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        template: Template::Arcface112,
-        crop_scale: 1.0,
-        crop_offset_y: 0.0,
-        padding: 0.25,
-        template_points: None,
-        template_size: 112,
-        dim: 0,
-        license: "unknown (vendor model)".into(),
-        source: "facebias probe".into(),
+        ..ModelSpec::blank(
+            model,
+            sha256,
+            "probed",
+            "unknown (vendor model)",
+            "facebias probe",
+        )
     })
 }
 
@@ -427,10 +424,7 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
     evaluate(rt, model, &base, &set, stage1, &mut done)?;
     let best1 = best_of(&done, &names1);
     let color = best1.spec.color;
-    let scaling = SCALINGS
-        .iter()
-        .find(|s| with(&base, color, s, &Crop::arcface()).0 == best1.name)
-        .expect("a probed scaling");
+    let scaling = scaling_of(&base, best1).expect("a probed scaling");
     // Stage 2: geometry with those pixels — coarse scales per family, then offsets, then neighbours.
     let mut geometry: Vec<Crop> = FAMILIES
         .iter()
@@ -481,12 +475,7 @@ pub fn probe(rt: &Runtime, model: &Path, sha256: &str, full: &SanitySet) -> Resu
         .collect();
     let again: Vec<(String, ModelSpec)> = ranked1
         .iter()
-        .filter_map(|c| {
-            let sc = SCALINGS
-                .iter()
-                .find(|s| with(&base, c.spec.color, s, &Crop::arcface()).0 == c.name)?;
-            Some(with(&base, c.spec.color, sc, &crop))
-        })
+        .filter_map(|c| Some(with(&base, c.spec.color, scaling_of(&base, c)?, &crop)))
         .collect();
     evaluate(rt, model, &base, &set, again, &mut done)?;
     let mut found = finish(&done, set.len());

@@ -99,6 +99,35 @@ impl ModelSpec {
         }
     }
 
+    /// A spec for an embedding model `file` (sha256 `sha256`) with nothing known yet: no tensor names
+    /// or size, RGB raw pixels, the ArcFace crop. Callers fill in what they know.
+    pub fn blank(file: &Path, sha256: &str, name: &str, license: &str, source: &str) -> ModelSpec {
+        ModelSpec {
+            name: name.into(),
+            role: "embedding".into(),
+            file: file.display().to_string(),
+            sha256: sha256.into(),
+            bytes: 0,
+            input: String::new(),
+            output: String::new(),
+            size: 0,
+            layout: crate::preprocess::tensor::Layout::Nchw,
+            color: ColorOrder::Rgb,
+            pixel_scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            template: Template::Arcface112,
+            crop_scale: 1.0,
+            crop_offset_y: 0.0,
+            padding: 0.25,
+            template_points: None,
+            template_size: 112,
+            dim: 0,
+            license: license.into(),
+            source: source.into(),
+        }
+    }
+
     /// The crop geometry of this spec.
     pub fn crop(&self) -> Crop {
         Crop {

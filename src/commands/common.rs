@@ -70,10 +70,11 @@ pub fn open_cache(
     }
     let dim = extract::probe_dim(rt, cfg).map_err(|e| anyhow!(e))?;
     let key = format!(
-        "{}-{}-{}-{:?}",
+        "{}-{}-{}-p{}-{:?}",
         &m.sha256[..16],
         &m.detector_sha256[..16],
         m.spec.preprocessing_fingerprint(),
+        crate::preprocess::REVISION,
         cfg.detector_config.select
     )
     .to_lowercase();

@@ -17,6 +17,11 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use thiserror::Error;
 
+/// The revision of this stage's code: part of the embedding cache's key, so embeddings made by an
+/// earlier decode/detect/align/tensor code are never reused. Bump it whenever any of them changes its
+/// output. 2: the OpenCV-exact fixed-point warp.
+pub const REVISION: u32 = 2;
+
 /// Images whose header claims more pixels than this are not decoded (`--max-image-pixels`).
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 

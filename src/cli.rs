@@ -383,9 +383,32 @@ pub struct IdentifyArgs {
     /// searches) [default: 0.1,0.01,0.001].
     #[arg(long, value_delimiter = ',')]
     pub target_fpir: Option<Vec<f64>>,
-    /// Seed of the split.
+    /// Seed of the split, the gallery order and the bootstrap.
     #[arg(long, default_value_t = 8280)]
     pub seed: u64,
+    /// Datasets whose images join the gallery only (comma-separated manifests or folders, e.g.
+    /// ../shared/datasets/lfw,../shared/datasets/utkface); identical files of the searched set are dropped and counted.
+    #[arg(long, value_delimiter = ',')]
+    pub distractors: Vec<PathBuf>,
+    /// Nested gallery sizes (entries), comma-separated, `all` for the whole gallery; each holds every
+    /// enrolled mate [default: the mates, then 1000, 2000, 5000, … below the whole gallery, then all].
+    #[arg(long, value_delimiter = ',')]
+    pub gallery_sizes: Option<Vec<crate::manifest::gallery::Size>>,
+    /// Calibrate each threshold on this group's non-mated searches (its label, e.g. `white` or
+    /// `male|white`) and apply it to all, as NIST's 1:N demographic tables do [default: all non-mated searches].
+    #[arg(long)]
+    pub reference_group: Option<String>,
+    /// Subject-bootstrap replicates for the 95 % intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Keep distractor identities that the overlap screen flags as the same person as a searched
+    /// subject (two or more of the subject's images match them at the 1-in-1000 impostor level); by
+    /// default they leave the gallery, listed in overlap.csv.
+    #[arg(long)]
+    pub keep_overlap: bool,
+    /// Write candidates.csv for every gallery size, not only the largest (it grows with sizes × searches × L).
+    #[arg(long)]
+    pub candidates_at_every_size: bool,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,

@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod bench;
 pub mod gpu;
+pub mod identify;
 pub mod kernel;
 pub mod search;
 pub mod top;

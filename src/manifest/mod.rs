@@ -14,6 +14,7 @@
 
 pub mod adapters;
 pub mod exclude;
+pub mod gallery;
 pub mod protocol;
 pub mod split;
 

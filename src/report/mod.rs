@@ -10,6 +10,7 @@ pub mod audit;
 pub mod charts;
 pub mod console;
 pub mod findings;
+pub mod identification;
 pub mod page;
 pub mod pairs;
 pub mod record;

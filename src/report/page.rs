@@ -95,7 +95,7 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -138,7 +138,7 @@ fn num(x: f64) -> String {
 
 /// A Markdown table cell: `|` (the intersection separator in labels) escaped so it does not end the
 /// cell; [`md_table_to_html`] turns it back.
-pub(super) fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
@@ -244,7 +244,7 @@ fn policies_table_md(rows: &[&PolicyRate]) -> String {
 }
 
 /// Markdown tables → HTML tables (the pipe tables written above: header, separator, rows).
-fn md_table_to_html(md: &str) -> String {
+pub(crate) fn md_table_to_html(md: &str) -> String {
     let mut lines = md.lines().filter(|l| l.starts_with('|'));
     let cells = |l: &str| -> Vec<String> {
         l.trim_matches('|')
@@ -406,6 +406,10 @@ pub fn summary_md(
     Ok(md)
 }
 
+/// The script that counts loaded images (the page test in headless Chromium reads the counts).
+pub const LOAD_SCRIPT: &str = "<script>\nwindow.addEventListener('error',function(){document.body.dataset.errors=(+(document.body.dataset.errors||0))+1},true);\n\
+window.addEventListener('load',function(){var ok=0;for(var i=0;i<document.images.length;i++){var im=document.images[i];if(im.complete&&im.naturalWidth>0)ok++;}document.body.dataset.imagesLoaded=ok;document.body.dataset.ready='1';});\n</script>\n";
+
 /// `index.html`, reading the chart PNGs from `dir`.
 pub fn index_html(
     a: &Analysis,
@@ -495,8 +499,8 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
     }
     let record = serde_json::to_string_pretty(&ctx.record).unwrap_or_default();
     h += &format!("<h2>Run record</h2><pre>{}</pre>\n", esc(&record));
-    h += "<script>\nwindow.addEventListener('error',function(){document.body.dataset.errors=(+(document.body.dataset.errors||0))+1},true);\n\
-window.addEventListener('load',function(){var ok=0;for(var i=0;i<document.images.length;i++){var im=document.images[i];if(im.complete&&im.naturalWidth>0)ok++;}document.body.dataset.imagesLoaded=ok;document.body.dataset.ready='1';});\n</script>\n</body></html>\n";
+    h += LOAD_SCRIPT;
+    h += "</body></html>\n";
     Ok(h)
 }
 

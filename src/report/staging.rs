@@ -26,9 +26,15 @@ const MARKER_TEXT: &str =
 /// Names facebias writes into a report folder: those `run.json` lists ([`super::record::REPORT_FILES`],
 /// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only.
 pub fn is_report_file(name: &str) -> bool {
-    const OTHERS: [&str; 9] = [
+    const OTHERS: [&str; 15] = [
         "candidates.csv",
         "identification.csv",
+        "identification_summary.csv",
+        "cmc.csv",
+        "gallery_size.csv",
+        "implicated.csv",
+        "overlap.csv",
+        "identification",
         MARKER,
         "run.json",
         "tensors.npy",

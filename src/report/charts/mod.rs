@@ -6,6 +6,7 @@
 
 mod curves;
 mod groups;
+pub mod identification;
 
 pub use curves::*;
 pub use groups::*;

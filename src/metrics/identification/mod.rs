@@ -11,7 +11,20 @@
 //!   with n searches and k = ⌊target × n⌋, T is the smallest f32 above the (k+1)-th highest top-1
 //!   score, so at most k searches (FPIR ≤ target) have a top candidate ≥ T.
 //!
+//! - Ranks count ties against the mate: the mate's rank is 1 + the number of other entries scoring at
+//!   least as high. The search keeps L + 1 candidates, which makes that rank exact for every R ≤ L
+//!   (an entry tying with the mate outside the list would need the (L+1)-th kept score to tie too).
+//!
 //! Rates come with their counts; a group without searches has no rate (`None`), never 0.
+//! [`table`] turns these into `identification.csv` with subject-level bootstrap intervals and the
+//! per-grouping summaries; [`curves`] the CMC, DET and gallery-size views; [`implicated`] who the
+//! false candidates are.
+
+pub mod analysis;
+pub mod curves;
+pub mod implicated;
+pub mod overlap;
+pub mod table;
 
 use crate::compare::search::Candidate;
 
@@ -22,12 +35,35 @@ pub struct Search {
     pub mated: bool,
     /// Finest group (combo) of the searcher.
     pub combo: u16,
+    /// The searcher's subject (an index; searches of one subject are resampled together).
+    pub subject: u32,
     /// The mate's gallery entry, when the mate was enrolled with a face.
     pub mate: Option<u32>,
     /// The probe had no face: no candidates.
     pub failed: bool,
-    /// Candidates per gallery size (empty lists when failed).
+    /// Candidates per gallery size, best first, L + 1 of them kept (empty lists when failed).
     pub candidates: Vec<Vec<Candidate>>,
+}
+
+impl Search {
+    /// The mate's rank (ties against the mate) and score at gallery size index `s`, when the mate is
+    /// among the kept candidates; exact for ranks up to L (see the module doc).
+    pub fn mate_rank(&self, s: usize) -> Option<(usize, f32)> {
+        let m = self.mate?;
+        let list = self.candidates.get(s)?;
+        let score = list.iter().find(|c| c.entry == m)?.score;
+        let above = list
+            .iter()
+            .filter(|c| c.entry != m && c.score >= score)
+            .count();
+        Some((above + 1, score))
+    }
+
+    /// Whether this search's mate is among the top `r` with score ≥ `t` at gallery size index `s`.
+    pub fn hit(&self, s: usize, r: usize, t: f32) -> bool {
+        self.mate_rank(s)
+            .is_some_and(|(rank, score)| rank <= r && score >= t)
+    }
 }
 
 /// A threshold set for a target FPIR.
@@ -44,19 +80,25 @@ pub struct FpirThreshold {
 }
 
 /// The top-1 score of a search at gallery size index `s` (`None` when it returned nothing).
-fn top1(x: &Search, s: usize) -> Option<f32> {
+pub fn top1(x: &Search, s: usize) -> Option<f32> {
     x.candidates.get(s).and_then(|c| c.first()).map(|c| c.score)
 }
 
-/// The threshold giving FPIR ≤ `target` over the non-mated searches at gallery size index `s`;
-/// `None` without non-mated searches or when the target is below 1/searches (no threshold can tell).
-pub fn threshold_for(searches: &[Search], s: usize, target: f64) -> Option<FpirThreshold> {
-    let mut tops: Vec<f32> = searches
+/// The threshold giving FPIR ≤ `target` over the non-mated searches at gallery size index `s`
+/// for which `calibrate` holds (all of them, or a reference group's); `None` without such searches
+/// or when the target is below 1/searches (no threshold can tell).
+pub fn threshold_for(
+    searches: &[Search],
+    s: usize,
+    target: f64,
+    calibrate: impl Fn(&Search) -> bool,
+) -> Option<FpirThreshold> {
+    let pool: Vec<&Search> = searches
         .iter()
-        .filter(|x| !x.mated)
-        .filter_map(|x| top1(x, s))
+        .filter(|x| !x.mated && calibrate(x))
         .collect();
-    let n = searches.iter().filter(|x| !x.mated).count();
+    let mut tops: Vec<f32> = pool.iter().filter_map(|x| top1(x, s)).collect();
+    let n = pool.len();
     if n == 0 || target * (n as f64) < 1.0 {
         return None;
     }
@@ -98,12 +140,7 @@ pub fn fnir(searches: &[Search], combos: usize, s: usize, r: usize, t: f32) -> V
     for x in searches.iter().filter(|x| x.mated) {
         let c = &mut out[x.combo as usize];
         c.searches += 1;
-        let hit = x.mate.is_some_and(|m| {
-            x.candidates
-                .get(s)
-                .is_some_and(|list| list.iter().take(r).any(|c| c.entry == m && c.score >= t))
-        });
-        c.errors += usize::from(!hit);
+        c.errors += usize::from(!x.hit(s, r, t));
     }
     out
 }
@@ -131,92 +168,6 @@ pub fn by_group(counts: &[Count], group_of_combo: &[Option<usize>], groups: usiz
     out
 }
 
-/// One row of `identification.csv`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Row {
-    /// Grouping (`all`, an attribute, or an intersection such as `sex×race`).
-    pub attribute: String,
-    /// Group (`all` for the whole set).
-    pub group: String,
-    /// Gallery size N.
-    pub gallery_size: usize,
-    /// `fnir` or `fpir`.
-    pub metric: &'static str,
-    /// Rank R (1 for FPIR).
-    pub rank: usize,
-    /// T, empty in investigative mode.
-    pub threshold: Option<f32>,
-    /// The target FPIR T was set for, empty in investigative mode.
-    pub target_fpir: Option<f64>,
-    /// Searches counted.
-    pub searches: usize,
-    /// Misses (FNIR) or false positives (FPIR).
-    pub errors: usize,
-    /// errors / searches, empty without searches.
-    pub rate: Option<f64>,
-    /// `no_searches` when the group has none.
-    pub flag: &'static str,
-}
-
-/// Every rate of `identification.csv` at gallery size index `s` (size `n`): FNIR at rank 1 and L in
-/// investigative mode; at each threshold FNIR at rank 1 and L and FPIR; for everyone (`all`) and
-/// every grouping's groups.
-pub fn table(
-    searches: &[Search],
-    groupings: &[super::groups::Grouping],
-    combos: usize,
-    s: usize,
-    n: usize,
-    l: usize,
-    thresholds: &[FpirThreshold],
-) -> Vec<Row> {
-    let mut rates: Vec<(&'static str, usize, Option<&FpirThreshold>, Vec<Count>)> = Vec::new();
-    for r in [1, l] {
-        rates.push((
-            "fnir",
-            r,
-            None,
-            fnir(searches, combos, s, r, f32::NEG_INFINITY),
-        ));
-    }
-    for t in thresholds {
-        for r in [1, l] {
-            rates.push(("fnir", r, Some(t), fnir(searches, combos, s, r, t.t)));
-        }
-        rates.push(("fpir", 1, Some(t), fpir(searches, combos, s, t.t)));
-    }
-    let mut rows = Vec::new();
-    let all = super::groups::Grouping {
-        name: "all".into(),
-        groups: vec!["all".into()],
-        group_of_combo: vec![Some(0); combos],
-    };
-    for g in std::iter::once(&all).chain(groupings) {
-        for (metric, rank, t, counts) in &rates {
-            for (group, c) in
-                g.groups
-                    .iter()
-                    .zip(by_group(counts, &g.group_of_combo, g.groups.len()))
-            {
-                rows.push(Row {
-                    attribute: g.name.clone(),
-                    group: group.clone(),
-                    gallery_size: n,
-                    metric,
-                    rank: *rank,
-                    threshold: t.map(|t| t.t),
-                    target_fpir: t.map(|t| t.target),
-                    searches: c.searches,
-                    errors: c.errors,
-                    rate: c.rate(),
-                    flag: if c.searches == 0 { "no_searches" } else { "" },
-                });
-            }
-        }
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +182,7 @@ mod tests {
         let m = |combo, mate, failed, c: Vec<Candidate>| Search {
             mated: true,
             combo,
+            subject: 0,
             mate,
             failed,
             candidates: vec![c],
@@ -238,6 +190,7 @@ mod tests {
         let n = |combo, failed, c: Vec<Candidate>| Search {
             mated: false,
             combo,
+            subject: 1,
             mate: None,
             failed,
             candidates: vec![c],
@@ -301,19 +254,39 @@ mod tests {
     }
 
     #[test]
+    fn a_tie_with_the_mate_counts_against_it() {
+        // Mate 5 ties with entry 3 at 0.5: whichever the list puts first, the mate's rank is 2.
+        for list in [
+            vec![cand(3, 0.5), cand(5, 0.5)],
+            vec![cand(5, 0.5), cand(3, 0.5)],
+        ] {
+            let x = Search {
+                mated: true,
+                combo: 0,
+                subject: 0,
+                mate: Some(5),
+                failed: false,
+                candidates: vec![list],
+            };
+            assert_eq!(x.mate_rank(0), Some((2, 0.5)));
+            assert!(!x.hit(0, 1, f32::NEG_INFINITY) && x.hit(0, 2, 0.5));
+        }
+    }
+
+    #[test]
     fn thresholds_by_hand() {
         let s = searches();
         // 4 non-mated searches; target 0.25 → k = 1: T just above the 2nd highest top (0.4): only
         // 0.7 ≥ T, FPIR 1/4.
-        let t = threshold_for(&s, 0, 0.25).unwrap();
+        let t = threshold_for(&s, 0, 0.25, |_| true).unwrap();
         assert_eq!(
             (t.t, t.false_positives, t.searches),
             (0.4f32.next_up(), 1, 4)
         );
         // Target 0.75 → k = 3, but only 3 searches returned anything: every top counts, FPIR 3/4.
-        let t = threshold_for(&s, 0, 0.75).unwrap();
+        let t = threshold_for(&s, 0, 0.75, |_| true).unwrap();
         assert_eq!((t.t, t.false_positives), (f32::NEG_INFINITY, 3));
         // 0.1 × 4 < 1: no threshold can tell that target apart.
-        assert!(threshold_for(&s, 0, 0.1).is_none());
+        assert!(threshold_for(&s, 0, 0.1, |_| true).is_none());
     }
 }

@@ -113,6 +113,10 @@ fn curve_charts(
     // 1. DET
     let det = charts::DetChart {
         title: format!("DET by {} — {on}", g.name),
+        axes: [
+            "FMR (false match rate, log10)".into(),
+            "FNMR (false non-match rate, log10)".into(),
+        ],
         series: g
             .groups
             .iter()
@@ -247,6 +251,7 @@ fn threshold_charts(
             "FMR and FNMR by {} with 95 % subject-bootstrap intervals, τ={:.4} (FMR {:.0e}){note} — {on}",
             g.name, t.tau, t.target_fmr
         ),
+        rates: ["FMR".into(), "FNMR".into()],
         facets: facets(g, rates),
     };
     let (stem, path) = c.path("dots");
@@ -340,8 +345,10 @@ fn facets(g: &Grouping, rates: &[GroupRate]) -> Vec<charts::Facet> {
     let dot = |r: &GroupRate, group: &str, colour: usize| charts::Dot {
         group: group.to_string(),
         colour,
-        fmr: (r.fmr, r.fmr_ci_low, r.fmr_ci_high),
-        fnmr: (r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high),
+        rates: [
+            (r.fmr, r.fmr_ci_low, r.fmr_ci_high),
+            (r.fnmr, r.fnmr_ci_low, r.fnmr_ci_high),
+        ],
         faded: [!r.fmr_evidence.sufficient(), !r.fnmr_evidence.sufficient()],
     };
     let shown = |r: &&GroupRate| r.fmr_evidence.sufficient() || r.fnmr_evidence.sufficient();

@@ -23,8 +23,13 @@ pub const MARKER: &str = ".facebias-run";
 const MARKER_TEXT: &str =
     "a report folder written by facebias; it may replace this folder's contents\n";
 
+/// Prefixes of the 1:N charts (`identify`): `<prefix><grouping>.png` and `.svg`.
+const IDENTIFICATION_CHARTS: [&str; 5] =
+    ["fpir_vs_n_", "det_1n_", "cmc_", "implicated_", "dots_1n_"];
+
 /// Names facebias writes into a report folder: those `run.json` lists ([`super::record::REPORT_FILES`],
-/// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only.
+/// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only (the 1:N
+/// charts among them).
 pub fn is_report_file(name: &str) -> bool {
     const OTHERS: [&str; 15] = [
         "candidates.csv",
@@ -45,6 +50,7 @@ pub fn is_report_file(name: &str) -> bool {
     ];
     let chart = name.ends_with(".png") || name.ends_with(".svg");
     OTHERS.contains(&name)
+        || (chart && IDENTIFICATION_CHARTS.iter().any(|p| name.starts_with(p)))
         || super::record::REPORT_FILES
             .iter()
             .any(|f| match f.split_once('*') {
@@ -323,6 +329,10 @@ mod tests {
         std::fs::write(out.join("thesis.tex"), "chapter 1").unwrap();
         let err = Staging::begin(&out).unwrap_err();
         assert!(err.contains("did not write (src, thesis.tex)"), "{err}");
+        // The 1:N charts are the tool's own (a rerun of `identify` replaces them); a CSV of that
+        // name is not.
+        assert!(is_report_file("implicated_sex_x_race.svg") && is_report_file("cmc_race.png"));
+        assert!(!is_report_file("cmc_race.csv"));
         assert_eq!(
             std::fs::read_to_string(out.join("thesis.tex")).unwrap(),
             "chapter 1"

@@ -3,7 +3,7 @@
 
 use super::curves::{self, CmcRow, DetCurve, GrowthRow};
 use super::implicated;
-use super::table::{self, Bootstrap, Row, SummaryRow};
+use super::table::{self, Bootstrap, Metric, Row, SummaryRow};
 use super::{threshold_for, FpirThreshold, Search};
 use crate::metrics::groups::Grouping;
 
@@ -45,6 +45,52 @@ pub struct Analysis {
     pub implicated: Vec<implicated::Row>,
     /// DET curves per grouping (largest gallery).
     pub det: Vec<(String, Vec<DetCurve>)>,
+}
+
+impl Analysis {
+    /// The threshold the findings and charts lead with: the one for FPIR 0.01 when set, else the
+    /// middle one; `None` without thresholds.
+    pub fn headline_threshold(&self) -> Option<FpirThreshold> {
+        self.thresholds
+            .iter()
+            .find(|t| (t.target - 0.01).abs() < 1e-12)
+            .or_else(|| self.thresholds.get(self.thresholds.len() / 2))
+            .copied()
+    }
+
+    /// The groupings reported on: every attribute and intersection of [`Analysis::rows`] (not
+    /// `all`), in the order of the rows.
+    pub fn groupings(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in &self.rows {
+            if r.attribute != "all" && !v.contains(&r.attribute) {
+                v.push(r.attribute.clone());
+            }
+        }
+        v
+    }
+
+    /// The rows of one rate (metric, rank, target FPIR of T, `None` = investigative) at gallery size
+    /// `n` for grouping `attr`, in group order.
+    pub fn rows_of(
+        &self,
+        attr: &str,
+        metric: Metric,
+        rank: usize,
+        target: Option<f64>,
+        n: usize,
+    ) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| {
+                r.attribute == attr
+                    && r.metric == metric
+                    && r.rank == rank
+                    && r.target_fpir == target
+                    && r.gallery_size == n
+            })
+            .collect()
+    }
 }
 
 /// A predicate choosing the searches that calibrate T.
@@ -145,4 +191,43 @@ pub fn analyse(
         rows,
         summaries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_targets(targets: &[f64]) -> Analysis {
+        Analysis {
+            sizes: vec![10],
+            l: 1,
+            thresholds: targets
+                .iter()
+                .map(|&target| FpirThreshold {
+                    target,
+                    t: 0.5,
+                    false_positives: 0,
+                    searches: 1000,
+                })
+                .collect(),
+            left_out: Vec::new(),
+            calibration: String::new(),
+            rows: Vec::new(),
+            summaries: Vec::new(),
+            cmc: Vec::new(),
+            growth: Vec::new(),
+            implicated: Vec::new(),
+            det: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_headline_threshold_is_fpir_001_else_the_middle_one() {
+        let target = |t: &[f64]| with_targets(t).headline_threshold().map(|x| x.target);
+        assert_eq!(target(&[0.1, 0.001, 0.01]), Some(0.01));
+        // Without 0.01: index len / 2 (the second of three, the second of two).
+        assert_eq!(target(&[0.25, 0.1, 0.05]), Some(0.1));
+        assert_eq!(target(&[0.25, 0.1]), Some(0.1));
+        assert_eq!(target(&[]), None);
+    }
 }

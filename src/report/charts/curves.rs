@@ -2,16 +2,17 @@
 
 use std::path::Path;
 
+use plotters::coord::cartesian::Cartesian2d;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    decade_floor, draw_markers, err, legend_panel, legend_width, pow10_label, render, style,
-    titled, LegendEntry,
+    axis_floor, decade_floor, draw_markers, err, legend_panel, legend_width, pow10_label, render,
+    style, titled, LegendEntry,
 };
 
 /// A group's line colour: its style's, faded when the group has too little data.
-fn line_color(i: usize, faded: bool) -> RGBAColor {
+pub(super) fn line_color(i: usize, faded: bool) -> RGBAColor {
     let c = style(i).color;
     if faded {
         c.mix(0.25)
@@ -21,7 +22,7 @@ fn line_color(i: usize, faded: bool) -> RGBAColor {
 }
 
 /// Splits a chart's area (below its title) into the plot and the legend panel on its right.
-fn plot_and_legend<DB: DrawingBackend>(
+pub(super) fn plot_and_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     entries: usize,
@@ -40,6 +41,29 @@ fn entries<'a>(names: impl Iterator<Item = &'a String>, faded: &[bool]) -> Vec<L
         .collect()
 }
 
+/// Draws group `i`'s curve through `points` in colour `col`, 2 px, dashed where its style says so.
+pub(super) fn group_line<
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+>(
+    chart: &mut ChartContext<DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    i: usize,
+    col: RGBAColor,
+) -> Result<(), String> {
+    if style(i).dashed {
+        chart
+            .draw_series(DashedLineSeries::new(points, 8, 4, col.stroke_width(2)))
+            .map_err(err)?;
+    } else {
+        chart
+            .draw_series(LineSeries::new(points, col.stroke_width(2)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Every `n`-th point of a curve, for its markers.
 fn every(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
     points.iter().step_by(n.max(1)).copied().collect()
@@ -56,19 +80,22 @@ pub fn render_det(stem: &Path, c: &DetChart) -> Result<(), String> {
 pub struct DetSeries {
     /// Group label.
     pub group: String,
-    /// (FMR, FNMR) points along the curve.
+    /// (false-positive rate, miss rate) points along the curve: (FMR, FNMR) or (FPIR, FNIR).
     pub curve: Vec<(f64, f64)>,
-    /// (FMR, FNMR) at each global threshold, in the order of [`DetChart::thresholds`].
+    /// The same rates at each global threshold, in the order of [`DetChart::thresholds`].
     pub operating: Vec<(f64, f64)>,
     /// Drawn faded: the group has too few comparisons at the chart threshold.
     pub faded: bool,
 }
 
-/// A DET chart: FNMR against FMR for every group, both on log10 axes.
+/// A DET chart: a miss rate against a false-positive rate for every group (FNMR against FMR in 1:1,
+/// FNIR against FPIR in 1:N), both on log10 axes.
 #[derive(Debug, Clone)]
 pub struct DetChart {
     /// Title (model, dataset, grouping).
     pub title: String,
+    /// Descriptions of the x axis (the false-positive rate) and the y axis (the miss rate).
+    pub axes: [String; 2],
     /// Groups in fixed order.
     pub series: Vec<DetSeries>,
     /// Labels of the global thresholds, e.g. `τ=0.412 (FMR 1e-3)`.
@@ -90,8 +117,8 @@ pub fn draw_det<DB: DrawingBackend>(
         .filter(|&v| v > 0.0)
         .fold(1.0, f64::min);
     let min_fnmr = all.map(|p| p.1).filter(|&v| v > 0.0).fold(1.0, f64::min);
-    let x0 = decade_floor(min_fmr).max(1e-8);
-    let y0 = decade_floor(min_fnmr).clamp(1e-5, 0.1);
+    let x0 = axis_floor(min_fmr).max(1e-8);
+    let y0 = axis_floor(min_fnmr).clamp(1e-5, 0.1);
     let [plot, side] = plot_and_legend(root, &c.title, c.series.len())?;
     let mut chart = ChartBuilder::on(&plot)
         .margin(15)
@@ -101,8 +128,8 @@ pub fn draw_det<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("FMR (false match rate, log10)")
-        .y_desc("FNMR (false non-match rate, log10)")
+        .x_desc(c.axes[0].as_str())
+        .y_desc(c.axes[1].as_str())
         .x_label_formatter(&pow10_label)
         .y_label_formatter(&pow10_label)
         .label_style(("sans-serif", 14))
@@ -117,15 +144,7 @@ pub fn draw_det<DB: DrawingBackend>(
             .copied()
             .filter(|p| p.0 >= x0 && p.1 >= y0)
             .collect();
-        if style(i).dashed {
-            chart
-                .draw_series(DashedLineSeries::new(pts, 8, 4, col.stroke_width(2)))
-                .map_err(err)?;
-        } else {
-            chart
-                .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-                .map_err(err)?;
-        }
+        group_line(&mut chart, pts, i, col)?;
     }
     // Connectors through the points sharing one global threshold, then the points themselves.
     for (t, label) in c.thresholds.iter().enumerate() {
@@ -378,6 +397,7 @@ mod tests {
             .collect();
         let chart = DetChart {
             title: "DET by race — model on dataset".into(),
+            axes: ["FMR".into(), "FNMR".into()],
             series,
             thresholds: vec!["τ=0.3 (FMR 1e-3)".into()],
         };

@@ -1,5 +1,5 @@
-//! Charts comparing groups at one threshold: the cross-group FMR heatmap, the dot plot with
-//! intervals, and FMR relative to a reference group.
+//! Charts comparing groups at one threshold: the dot plot with intervals, and a rate relative to a
+//! reference group (the cross-group heatmap is in `heatmap`).
 
 use std::path::Path;
 
@@ -7,221 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{color, decade_floor, err, log_label, render};
-
-/// Writes a heatmap as `<stem>.png` and `<stem>.svg`.
-pub fn render_heatmap(stem: &Path, h: &Heatmap) -> Result<(), String> {
-    let side = (260 + 110 * h.groups.len() as u32).clamp(560, 1400);
-    render(
-        stem,
-        (side + 150, side + 40),
-        |r| draw_heatmap(r, h),
-        |r| draw_heatmap(r, h),
-    )
-}
-
-/// A cross-group FMR heatmap at one global threshold.
-#[derive(Debug, Clone)]
-pub struct Heatmap {
-    /// Title.
-    pub title: String,
-    /// Group labels, fixed order (rows and columns).
-    pub groups: Vec<String>,
-    /// `cells[a][b]` = (false matches, comparisons).
-    pub cells: Vec<Vec<(u64, u64)>>,
-    /// The target FMR: cells at or below are grey, above are red.
-    pub target_fmr: f64,
-}
-
-/// Colour of a heatmap cell: grey at/below target; red, deeper per decade above it.
-pub fn heat_color(fmr: f64, target: f64) -> RGBColor {
-    if !fmr.is_finite() {
-        return RGBColor(255, 255, 255);
-    }
-    if fmr <= target {
-        return RGBColor(215, 215, 215);
-    }
-    let decades = ((fmr / target).log10() / 2.0).clamp(0.0, 1.0);
-    let fade = (200.0 * (1.0 - decades)) as u8;
-    RGBColor(235, fade.saturating_add(20), fade.saturating_add(20))
-}
-
-/// Draws a heatmap.
-pub fn draw_heatmap<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    h: &Heatmap,
-) -> Result<(), String> {
-    let k = h.groups.len();
-    let short: Vec<String> = h.groups.iter().map(|g| super::abbreviate(g, 22)).collect();
-    let groups = short.clone();
-    let groups_y = short.clone();
-    // Rotate the column labels when they would not fit side by side (about 7 px a character).
-    let longest_label = short.iter().map(|g| g.chars().count()).max().unwrap_or(4);
-    let cell_px = (260 + 110 * k).clamp(560, 1400) / k.max(1);
-    let rotate = longest_label * 7 + 10 > cell_px;
-    let label_x = move |v: &f64| {
-        groups
-            .get(v.floor() as usize)
-            .filter(|_| v.fract() > 0.4 && v.fract() < 0.6)
-            .map(|l| if rotate { below_axis(l) } else { l.clone() })
-            .unwrap_or_default()
-    };
-    // Row a is drawn at y = k − 1 − a (first group on top), so the y labels run in reverse.
-    let label_y = move |v: &f64| {
-        groups_y
-            .get((k as f64 - 1.0 - v.floor()).max(-1.0) as usize)
-            .filter(|_| v.fract() > 0.4 && v.fract() < 0.6)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let longest = short.iter().map(|g| g.chars().count()).max().unwrap_or(4) as u32;
-    let body = super::titled(root, &h.title, 18)?;
-    let (w, _) = body.dim_in_pixel();
-    let (map_area, scale_area) = body.split_horizontally(w.saturating_sub(150));
-    let mut chart = ChartBuilder::on(&map_area)
-        .margin(15)
-        .x_label_area_size(if rotate { 50 + 8 * longest } else { 40 })
-        .y_label_area_size(20 + 8 * longest)
-        .build_cartesian_2d(0f64..k as f64, 0f64..k as f64)
-        .map_err(err)?;
-    let x_style = if rotate {
-        ("sans-serif", 13)
-            .into_font()
-            .transform(FontTransform::Rotate90)
-            .color(&BLACK)
-    } else {
-        ("sans-serif", 13).into_font().color(&BLACK)
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(4 * k + 1)
-        .y_labels(4 * k + 1)
-        .label_style(("sans-serif", 13))
-        .x_label_formatter(&label_x)
-        .y_label_formatter(&label_y)
-        .x_label_style(x_style)
-        .x_desc("impostor group (second image)")
-        .y_desc("impostor group (first image)")
-        .draw()
-        .map_err(err)?;
-    colour_scale(&scale_area, h.target_fmr)?;
-    // Beyond 12 groups the cells are too small for the counts, beyond 20 for the values: they stay
-    // in cross_fmr.csv, and the colours (with the scale) carry the picture.
-    let (show_counts, show_values) = (k <= 12, k <= 20);
-    for a in 0..k {
-        for b in 0..k {
-            let (fm, n) = h.cells[a][b];
-            let fmr = if n > 0 {
-                fm as f64 / n as f64
-            } else {
-                f64::NAN
-            };
-            let (x, y) = (b as f64, (k - 1 - a) as f64);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x, y), (x + 1.0, y + 1.0)],
-                    heat_color(fmr, h.target_fmr).filled(),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x, y), (x + 1.0, y + 1.0)],
-                    WHITE.stroke_width(2),
-                )))
-                .map_err(err)?;
-            let value = if n == 0 {
-                "no pairs".to_string()
-            } else if fm == 0 {
-                "0".to_string()
-            } else {
-                format!("{fmr:.1e}")
-            };
-            let style = ("sans-serif", 14)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            let small = ("sans-serif", 11)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            if show_values {
-                let at = if show_counts { y + 0.6 } else { y + 0.5 };
-                chart
-                    .draw_series(std::iter::once(Text::new(value, (x + 0.5, at), style)))
-                    .map_err(err)?;
-            }
-            if show_counts {
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        format!("{fm}/{n}"),
-                        (x + 0.5, y + 0.3),
-                        small,
-                    )))
-                    .map_err(err)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The heatmap's colour scale: grey at or below the target, red deepening over two decades above it,
-/// white where a cell has no pairs.
-fn colour_scale<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    target: f64,
-) -> Result<(), String> {
-    let font = ("sans-serif", 12).into_font().color(&BLACK);
-    let (x, top, bar_h) = (14i32, 60i32, 240i32);
-    area.draw(&Text::new("cell FMR", (x, top - 34), font.clone()))
-        .map_err(err)?;
-    area.draw(&Text::new(
-        format!("(target {target:.0e})"),
-        (x, top - 20),
-        font.clone(),
-    ))
-    .map_err(err)?;
-    // Top of the bar: 100× the target and above; bottom: just above the target.
-    for i in 0..bar_h {
-        let ratio = 10f64.powf(2.0 * (bar_h - i) as f64 / bar_h as f64);
-        let c = heat_color(target * ratio, target);
-        area.draw(&Rectangle::new(
-            [(x, top + i), (x + 22, top + i + 1)],
-            c.filled(),
-        ))
-        .map_err(err)?;
-    }
-    for (frac, label) in [
-        (0.0, format!("≥ {:.0e}", target * 100.0)),
-        (0.5, format!("{:.0e}", target * 10.0)),
-        (1.0, format!("> {target:.0e}")),
-    ] {
-        let y = top + (frac * bar_h as f64) as i32;
-        area.draw(&Text::new(label, (x + 28, y - 6), font.clone()))
-            .map_err(err)?;
-    }
-    let y = top + bar_h + 16;
-    area.draw(&Rectangle::new(
-        [(x, y), (x + 22, y + 16)],
-        heat_color(target, target).filled(),
-    ))
-    .map_err(err)?;
-    area.draw(&Text::new(
-        format!("≤ {target:.0e}"),
-        (x + 28, y + 2),
-        font.clone(),
-    ))
-    .map_err(err)?;
-    let y = y + 26;
-    area.draw(&Rectangle::new(
-        [(x, y), (x + 22, y + 16)],
-        BLACK.mix(0.4).stroke_width(1),
-    ))
-    .map_err(err)?;
-    area.draw(&Text::new("no pairs", (x + 28, y + 2), font))
-        .map_err(err)?;
-    Ok(())
-}
+use super::{color, decade_floor, draw_markers, err, log_label, render, style};
 
 /// A point estimate with its 95 % interval (NaN bounds when none).
 pub type Estimate = (f64, f64, f64);
@@ -233,22 +19,23 @@ pub struct Dot {
     pub group: String,
     /// Style index.
     pub colour: usize,
-    /// FMR estimate.
-    pub fmr: Estimate,
-    /// FNMR estimate.
-    pub fnmr: Estimate,
-    /// Drawn faded in the FMR / FNMR panel: too few comparisons for that rate.
+    /// The estimates of the two rates (top panel, bottom panel), e.g. FMR and FNMR.
+    pub rates: [Estimate; 2],
+    /// Drawn faded in the top / bottom panel: too few comparisons for that rate.
     pub faded: [bool; 2],
 }
 
 /// A facet: its label and its dots.
 pub type Facet = (String, Vec<Dot>);
 
-/// Per-group FMR and FNMR with intervals, one facet per value of a second attribute.
+/// Per-group rates with intervals (two rates, e.g. FMR and FNMR, one panel row each), one facet
+/// per value of a second attribute.
 #[derive(Debug, Clone)]
 pub struct DotPlot {
     /// Title.
     pub title: String,
+    /// Names of the two rates (top row, bottom row), e.g. `FMR` and `FNMR`.
+    pub rates: [String; 2],
     /// Facets: (facet label, its groups' dots).
     pub facets: Vec<Facet>,
 }
@@ -280,26 +67,10 @@ fn group_axis(
         labels
             .get(v.round() as usize)
             .filter(|_| (v - v.round()).abs() < 0.01)
-            .map(|l| if rotate { below_axis(l) } else { l.clone() })
+            .map(|l| super::tick_label(l, rotate))
             .unwrap_or_default()
     };
     (style, fmt)
-}
-
-/// A log y range `lo..hi` with labelled ticks at every decade (and 2×, 5× on short ranges).
-fn log_y(
-    lo: f64,
-    hi: f64,
-) -> plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>> {
-    (lo..hi)
-        .log_scale()
-        .with_key_points(super::log_ticks(lo, hi))
-}
-
-/// A rotated axis label: plotters centres tick labels on the tick, so the label is preceded by as
-/// much blank (figure spaces) as it is long, which puts all of it below the axis.
-fn below_axis(label: &str) -> String {
-    "\u{2007}".repeat(label.chars().count() + 1) + label
 }
 
 /// Draws the dot plot: FMR on the top row, FNMR on the bottom row, one column per facet, log10 y.
@@ -314,16 +85,13 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
     let width = body.dim_in_pixel().0;
     let widths: Vec<u32> = wanted.iter().map(|w| w * width / total).collect();
     let (rows_top, rows_bottom) = body.split_vertically(body.dim_in_pixel().1 / 2);
-    for (r, (rate, row)) in [("FMR", rows_top), ("FNMR", rows_bottom)]
-        .into_iter()
-        .enumerate()
-    {
+    for (r, (rate, row)) in d.rates.iter().zip([rows_top, rows_bottom]).enumerate() {
         let values: Vec<f64> = d
             .facets
             .iter()
             .flat_map(|(_, g)| {
                 g.iter().flat_map(|x| {
-                    let e = if r == 0 { x.fmr } else { x.fnmr };
+                    let e = x.rates[r];
                     [e.0, e.1, e.2]
                 })
             })
@@ -345,7 +113,7 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
             let rotate = groups.len() > 6 || labels.iter().any(|l| l.chars().count() > 10);
             let (x_style, fmt) = group_axis(labels, rotate, 12);
             let caption = if facet.is_empty() {
-                rate.to_string()
+                rate.clone()
             } else {
                 format!("{rate} — {facet}")
             };
@@ -354,7 +122,7 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
                 .margin(8)
                 .x_label_area_size(if rotate { band } else { 30 })
                 .y_label_area_size(55)
-                .build_cartesian_2d(-0.5f64..(groups.len() as f64 - 0.5), log_y(lo, hi))
+                .build_cartesian_2d(-0.5f64..(groups.len() as f64 - 0.5), super::log_y(lo, hi))
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -368,49 +136,62 @@ pub fn draw_dot_plot<DB: DrawingBackend>(
                 .draw()
                 .map_err(err)?;
             for (x, dot) in groups.iter().enumerate() {
-                let (p, l, h) = if r == 0 { dot.fmr } else { dot.fnmr };
-                let col = if dot.faded[r] {
-                    color(dot.colour).mix(0.25)
-                } else {
-                    color(dot.colour).to_rgba()
-                };
-                let x = x as f64;
-                if l.is_finite() && h.is_finite() && h > 0.0 {
-                    let l = l.max(lo);
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(x, l), (x, h)],
-                            col.stroke_width(2),
-                        )))
-                        .map_err(err)?;
-                    for y in [l, h] {
-                        chart
-                            .draw_series(std::iter::once(PathElement::new(
-                                vec![(x - 0.12, y), (x + 0.12, y)],
-                                col.stroke_width(2),
-                            )))
-                            .map_err(err)?;
-                    }
-                }
-                if p > 0.0 {
-                    chart
-                        .draw_series(std::iter::once(Circle::new((x, p), 5, col.filled())))
-                        .map_err(err)?;
-                } else if p == 0.0 {
-                    // No error: a "0" at the bottom of the axis (the rate has no point on a log axis).
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            "0",
-                            (x, lo * 1.25),
-                            ("sans-serif", 12)
-                                .into_font()
-                                .color(&col)
-                                .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                        )))
-                        .map_err(err)?;
-                }
+                draw_dot(&mut chart, x as f64, dot, r, lo)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Draws one dot of panel `r` at column `x`: its interval (clipped at the axis floor `lo`) and its
+/// point in the group's colour and marker, or a "0" at the foot of the axis for a zero rate (which
+/// has no point on a log axis).
+fn draw_dot<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<
+        DB,
+        plotters::coord::cartesian::Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    x: f64,
+    dot: &Dot,
+    r: usize,
+    lo: f64,
+) -> Result<(), String> {
+    let (p, l, h) = dot.rates[r];
+    let col = if dot.faded[r] {
+        color(dot.colour).mix(0.25)
+    } else {
+        color(dot.colour).to_rgba()
+    };
+    if l.is_finite() && h.is_finite() && h > 0.0 {
+        let l = l.max(lo);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, l), (x, h)],
+                col.stroke_width(2),
+            )))
+            .map_err(err)?;
+        for y in [l, h] {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x - 0.12, y), (x + 0.12, y)],
+                    col.stroke_width(2),
+                )))
+                .map_err(err)?;
+        }
+    }
+    if p > 0.0 {
+        draw_markers(chart, &[(x, p)], style(dot.colour).marker, 5, col)?;
+    } else if p == 0.0 {
+        chart
+            .draw_series(std::iter::once(Text::new(
+                "0",
+                (x, lo * 1.25),
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(&col)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )))
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -480,7 +261,7 @@ pub fn draw_relative_fmr<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(band)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(c.bars.len() as f64 - 0.5), log_y(lo, hi))
+        .build_cartesian_2d(-0.5f64..(c.bars.len() as f64 - 0.5), super::log_y(lo, hi))
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -546,21 +327,4 @@ pub fn render_relative_fmr(stem: &Path, c: &RelativeFmr) -> Result<(), String> {
         |r| draw_relative_fmr(r, c),
         |r| draw_relative_fmr(r, c),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heat_colours_split_at_target() {
-        assert_eq!(heat_color(1e-3, 1e-3), RGBColor(215, 215, 215));
-        let just_above = heat_color(1.1e-3, 1e-3);
-        let far_above = heat_color(1e-1, 1e-3);
-        assert!(
-            just_above.1 > far_above.1,
-            "deeper red further above target"
-        );
-        assert_eq!(far_above, RGBColor(235, 20, 20));
-    }
 }

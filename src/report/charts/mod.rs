@@ -1,15 +1,21 @@
 //! Charts (plotters), each written as PNG and SVG, NIST style — log10 error axes, one colour per group
 //! in a fixed order. This module has what every chart shares (palette, font, legend, axis labels, the
 //! PNG + SVG writer); `curves` has the charts over all thresholds (DET, rates against τ, score
-//! distributions), `groups` those comparing groups at one threshold (cross-group heatmap, dot plot
-//! with intervals, FMR relative to a reference group).
+//! distributions), `groups` those comparing groups at one threshold (dot plot with intervals, FMR
+//! relative to a reference group), `heatmap` the grids of coloured cells (cross-group FMR, who is
+//! implicated), `lines` a rate against gallery size or rank; `identification` draws the 1:N set
+//! with them.
 
 mod curves;
 mod groups;
+mod heatmap;
 pub mod identification;
+mod lines;
 
 pub use curves::*;
 pub use groups::*;
+pub use heatmap::*;
+pub use lines::*;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -107,13 +113,35 @@ pub fn draw_markers<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<Va
     size: i32,
     c: RGBAColor,
 ) -> Result<(), String> {
+    draw_markers_as(chart, points, m, size, c, true)
+}
+
+/// [`draw_markers`], filled or as outlines only (`filled` false: a point that is not a measured
+/// rate, e.g. a zero drawn on the foot of a log axis; a cross stays a cross).
+pub fn draw_markers_as<
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+>(
+    chart: &mut ChartContext<DB, plotters::coord::cartesian::Cartesian2d<X, Y>>,
+    points: &[(f64, f64)],
+    m: Marker,
+    size: i32,
+    c: RGBAColor,
+    filled: bool,
+) -> Result<(), String> {
+    let fill = if filled {
+        c.filled()
+    } else {
+        c.stroke_width(2)
+    };
     let area = chart.plotting_area();
     for &p in points {
         match m {
-            Marker::Circle => area.draw(&Circle::new(p, size, c.filled())),
-            Marker::Triangle => area.draw(&TriangleMarker::new(p, size + 1, c.filled())),
+            Marker::Circle => area.draw(&Circle::new(p, size, fill)),
+            Marker::Triangle => area.draw(&TriangleMarker::new(p, size + 1, fill)),
             Marker::Square => area.draw(
-                &(EmptyElement::at(p) + Rectangle::new([(-size, -size), (size, size)], c.filled())),
+                &(EmptyElement::at(p) + Rectangle::new([(-size, -size), (size, size)], fill)),
             ),
             Marker::Cross => area.draw(&Cross::new(p, size, c.stroke_width(2))),
         }
@@ -314,6 +342,40 @@ pub(crate) fn render(
     }
     let svg_path = stem.with_extension("svg");
     std::fs::write(&svg_path, svg).map_err(|e| format!("cannot write {}: {e}", svg_path.display()))
+}
+
+/// A rotated axis label: plotters centres tick labels on the tick, so the label is preceded by as
+/// much blank (figure spaces) as it is long, which puts all of it below the axis.
+pub(crate) fn below_axis(label: &str) -> String {
+    "\u{2007}".repeat(label.chars().count() + 1) + label
+}
+
+/// A group's tick label: [`below_axis`] when the labels are rotated, else the label itself.
+pub(crate) fn tick_label(label: &str, rotate: bool) -> String {
+    if rotate {
+        below_axis(label)
+    } else {
+        label.to_string()
+    }
+}
+
+/// A log y range `lo..hi` with labelled ticks at every decade (and 2×, 5× on short ranges).
+pub(crate) fn log_y(
+    lo: f64,
+    hi: f64,
+) -> plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>> {
+    (lo..hi).log_scale().with_key_points(log_ticks(lo, hi))
+}
+
+/// The foot of a log axis whose smallest value is `v`: the decade below it, or half of it when `v`
+/// is (about) a decade itself — a 1:N FPIR of 1/1000 — so that its points stay off the border.
+pub(crate) fn axis_floor(v: f64) -> f64 {
+    let d = decade_floor(v);
+    if v / d < 1.2 {
+        d / 2.0
+    } else {
+        d
+    }
 }
 
 pub(crate) fn decade_floor(v: f64) -> f64 {

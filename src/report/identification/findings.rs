@@ -19,15 +19,6 @@ pub struct Headline {
     pub text: String,
 }
 
-/// The threshold the findings and charts use: FPIR 0.01 when set, else the middle one.
-pub fn headline_threshold(a: &Analysis) -> Option<FpirThreshold> {
-    a.thresholds
-        .iter()
-        .find(|t| (t.target - 0.01).abs() < 1e-12)
-        .or_else(|| a.thresholds.get(a.thresholds.len() / 2))
-        .copied()
-}
-
 /// `0.0123 (12/975)`; `no searches` without any.
 pub fn rate_cell(r: &Row) -> String {
     match r.rate {
@@ -42,27 +33,6 @@ pub fn ci_cell(lo: Option<f64>, hi: Option<f64>) -> String {
         (Some(l), Some(h)) => format!("[{l:.4}, {h:.4}]"),
         _ => String::new(),
     }
-}
-
-/// The rows of one rate (metric, rank, threshold target) at gallery size `n` for grouping `attr`.
-pub fn rows_of<'a>(
-    a: &'a Analysis,
-    attr: &str,
-    metric: Metric,
-    rank: usize,
-    target: Option<f64>,
-    n: usize,
-) -> Vec<&'a Row> {
-    a.rows
-        .iter()
-        .filter(|r| {
-            r.attribute == attr
-                && r.metric == metric
-                && r.rank == rank
-                && r.target_fpir == target
-                && r.gallery_size == n
-        })
-        .collect()
 }
 
 fn summary_of<'a>(
@@ -80,17 +50,6 @@ fn summary_of<'a>(
             && s.target_fpir == target
             && s.gallery_size == n
     })
-}
-
-/// The groupings the findings speak of: every attribute and intersection (not `all`).
-fn groupings(a: &Analysis) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
-    for r in &a.rows {
-        if r.attribute != "all" && !v.contains(&r.attribute) {
-            v.push(r.attribute.clone());
-        }
-    }
-    v
 }
 
 /// "group 0.0520 (26/500, 95 % CI [0.03, 0.08])".
@@ -181,18 +140,18 @@ pub fn headline(a: &Analysis, p: &Protocol) -> Headline {
         },
         a.l
     ));
-    if let Some(t) = headline_threshold(a) {
+    if let Some(t) = a.headline_threshold() {
         f.push(format!(
             "Identification mode: T = {:.4} gives FPIR {} ({} of {} calibration searches return a candidate), calibrated {}.",
             t.t, t.target, t.false_positives, t.searches, a.calibration
         ));
-        for g in groupings(a) {
-            let fp = rows_of(a, &g, Metric::Fpir, 1, Some(t.target), n);
+        for g in a.groupings() {
+            let fp = a.rows_of(&g, Metric::Fpir, 1, Some(t.target), n);
             let s = summary_of(a, &g, Metric::Fpir, 1, Some(t.target), n);
             if let Some(x) = spread_sentence(&fp, s, &format!("FPIR by {g} at T")) {
                 f.push(x);
             }
-            let fn1 = rows_of(a, &g, Metric::Fnir, 1, Some(t.target), n);
+            let fn1 = a.rows_of(&g, Metric::Fnir, 1, Some(t.target), n);
             let s = summary_of(a, &g, Metric::Fnir, 1, Some(t.target), n);
             if let Some(x) = spread_sentence(&fn1, s, &format!("FNIR (rank 1) by {g} at T")) {
                 f.push(x);
@@ -201,8 +160,8 @@ pub fn headline(a: &Analysis, p: &Protocol) -> Headline {
         f.extend(growth_sentences(a, &t));
         f.extend(implicated_sentence(a, &t));
     }
-    for g in groupings(a).iter().take(1) {
-        let inv = rows_of(a, g, Metric::Fnir, 1, None, n);
+    for g in a.groupings().iter().take(1) {
+        let inv = a.rows_of(g, Metric::Fnir, 1, None, n);
         let s = summary_of(a, g, Metric::Fnir, 1, None, n);
         if let Some(x) = spread_sentence(
             &inv,
@@ -257,7 +216,7 @@ fn overlap_sentence(p: &Protocol) -> String {
 
 /// How FPIR at T grows with the gallery for the highest and lowest group of the finest grouping.
 fn growth_sentences(a: &Analysis, t: &FpirThreshold) -> Vec<String> {
-    let Some(g) = groupings(a).last().cloned() else {
+    let Some(g) = a.groupings().last().cloned() else {
         return Vec::new();
     };
     if a.sizes.len() < 2 {
@@ -306,7 +265,7 @@ fn growth_sentences(a: &Analysis, t: &FpirThreshold) -> Vec<String> {
 
 /// Which candidate group is over-represented among the candidates returned above T.
 fn implicated_sentence(a: &Analysis, t: &FpirThreshold) -> Option<String> {
-    let g = groupings(a).last().cloned()?;
+    let g = a.groupings().last().cloned()?;
     let rows: Vec<_> = a
         .implicated
         .iter()
@@ -352,7 +311,8 @@ fn rates_table(a: &Analysis, t: &FpirThreshold, n: usize) -> String {
     for r in a.rows.iter().filter(|r| {
         r.metric == Metric::Fpir && r.target_fpir == Some(t.target) && r.gallery_size == n
     }) {
-        let f = rows_of(a, &r.attribute, Metric::Fnir, 1, Some(t.target), n)
+        let f = a
+            .rows_of(&r.attribute, Metric::Fnir, 1, Some(t.target), n)
             .into_iter()
             .find(|x| x.group == r.group);
         md += &format!(
@@ -403,7 +363,7 @@ pub fn summary_table(a: &Analysis, n: usize) -> String {
 
 /// FPIR against gallery size at T for the finest grouping, measured and predicted.
 pub fn growth_table(a: &Analysis, t: &FpirThreshold) -> String {
-    let Some(g) = groupings(a).last().cloned() else {
+    let Some(g) = a.groupings().last().cloned() else {
         return String::new();
     };
     let mut md = format!(
@@ -487,7 +447,7 @@ pub fn summary_md(a: &Analysis, ctx: &Context, h: &Headline) -> String {
         "\n## Differentials at N = {n}\n\nMax/GeoMean of the groups' rates (NIST's MXOG; a zero-error group enters as 3/n, making the value a lower bound) and the Gini coefficient (n/(n−1) corrected) of the observed rates; intervals from the searching-subject bootstrap.\n\n{}",
         summary_table(a, n)
     );
-    if let Some(t) = headline_threshold(a) {
+    if let Some(t) = a.headline_threshold() {
         md += &format!(
             "\n## FPIR against gallery size at T = {:.5} (FPIR {})\n\nMeasured, with the prediction s · (1 − (1 − FMR)^N) from each group's 1:1 FMR at T.\n\n{}",
             t.t,

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use super::findings::{
-    growth_table, headline_threshold, summary_table, thresholds_table, Headline,
-};
+use super::findings::{growth_table, summary_table, thresholds_table, Headline};
 use crate::metrics::identification::analysis::Analysis;
 use crate::report::page::{base64, esc, md_table_to_html, provenance, ChartFile, Context};
 
@@ -38,7 +36,7 @@ pub fn body(
     s += &hx(&format!("Differentials at N = {n}"));
     s += "<p>Max/GeoMean of the groups' rates (NIST's MXOG; a zero-error group enters as 3/n, making the value a lower bound) and the Gini coefficient (n/(n−1) corrected); 95 % intervals from the searching-subject bootstrap. Per-group counts and intervals: identification.csv.</p>";
     s += &md_table_to_html(&summary_table(a, n));
-    if let Some(t) = headline_threshold(a) {
+    if let Some(t) = a.headline_threshold() {
         s += &hx(&format!(
             "FPIR against gallery size at T = {:.5} (FPIR {})",
             t.t, t.target

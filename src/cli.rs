@@ -214,6 +214,10 @@ pub struct RunArgs {
     /// Set by `audit`: its verdict for run.json and the page, and its files for the report folder.
     #[arg(skip)]
     pub audit: Option<crate::report::audit::AuditAttachment>,
+    /// Set by `demo`: a 1:N identification run written into the report's `identification/` folder
+    /// and summarised on its page.
+    #[arg(skip)]
+    pub identify: Option<Box<IdentifyArgs>>,
 }
 
 /// Parses `K/N` with `0 ≤ K < N`.

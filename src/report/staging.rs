@@ -53,6 +53,12 @@ pub fn is_report_file(name: &str) -> bool {
             })
 }
 
+/// Writes the marker into a folder facebias made (a report's sub-report, e.g. `identification/`).
+pub fn mark(dir: &Path) -> Result<(), String> {
+    let p = dir.join(MARKER);
+    std::fs::write(&p, MARKER_TEXT).map_err(|e| format!("cannot write {}: {e}", p.display()))
+}
+
 /// A report folder being written.
 #[derive(Debug)]
 pub struct Staging {

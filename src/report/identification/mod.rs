@@ -18,6 +18,64 @@ use crate::metrics::identification::analysis::Analysis;
 
 pub use findings::Headline;
 
+/// The folder of a 1:N sub-report inside a 1:1 report (the demo's).
+pub const FOLDER: &str = "identification";
+
+/// The 1:1 page's 1:N section (HTML) from the run record's `identification` block; the chart of the
+/// finest grouping's FPIR against gallery size is inlined when `dir/identification` has it.
+pub fn section_html(record: &serde_json::Value, dir: &Path) -> Option<(String, usize)> {
+    let block = record.get("identification")?;
+    let esc = super::page::esc;
+    let mut h = format!(
+        "<h2>1:N identification</h2><p>The same model searching the dataset's images against a gallery of its enrolled subjects{}. Full report: <a href=\"{FOLDER}/index.html\">{FOLDER}/index.html</a> (its CSV files beside it).</p><ul>",
+        block["distractors"].as_array().filter(|d| !d.is_empty()).map(|d| format!(" plus distractors from {}", d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))).unwrap_or_default()
+    );
+    for f in block["findings"].as_array().into_iter().flatten() {
+        h += &format!("<li>{}</li>", esc(f.as_str().unwrap_or("")));
+    }
+    h += "</ul>";
+    let mut images = 0;
+    let sub = dir.join(FOLDER);
+    let mut pngs: Vec<_> = std::fs::read_dir(&sub)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("fpir_vs_n_") && n.ends_with(".png"))
+        .collect();
+    pngs.sort_by_key(|n| (n.matches('×').count(), n.clone()));
+    if let Some(name) = pngs.last() {
+        if let Ok(bytes) = std::fs::read(sub.join(name)) {
+            images += 1;
+            h += &format!("<figure><img alt=\"FPIR against gallery size\" src=\"data:image/png;base64,{}\"><figcaption>FPIR against gallery size at one fixed threshold, per group, with the prediction from each group's 1:1 false-match rate ({FOLDER}/{name}).</figcaption></figure>\n", super::page::base64(&bytes));
+        }
+    }
+    Some((h, images))
+}
+
+/// The 1:1 summary.md's 1:N section.
+pub fn section_md(record: &serde_json::Value) -> Option<String> {
+    let block = record.get("identification")?;
+    let mut md = format!(
+        "## 1:N identification
+
+Full report: `{FOLDER}/index.html` and `{FOLDER}/summary.md`.
+
+"
+    );
+    for f in block["findings"].as_array().into_iter().flatten() {
+        md += &format!(
+            "- {}
+",
+            f.as_str().unwrap_or("")
+        );
+    }
+    Some(
+        md + "
+",
+    )
+}
+
 /// The conventions every 1:N report states (README, run.json, pages).
 pub const CONVENTIONS: &str = "a score equal to T matches; a non-mate tying with the mate's score ranks ahead of it (ties count against the mate); a search without a face is a miss (mated) and a correct rejection (non-mated), never a false positive; a gallery image without a face is not enrolled (its mate's searches then miss); candidate lists are ordered by score, equal scores by the lower samples.csv row";
 

@@ -398,6 +398,10 @@ pub struct IdentifyArgs {
     /// enrolled mate [default: the mates, then 1000, 2000, 5000, … below the whole gallery, then all].
     #[arg(long, value_delimiter = ',')]
     pub gallery_sizes: Option<Vec<crate::manifest::gallery::Size>>,
+    /// Re-weight the distractors' make-up along the nested galleries: `ATTRIBUTE:LABEL=SHARE,…`
+    /// (e.g. `race:white=0.8`: every gallery size's distractors 80 % white, as far as the pool allows).
+    #[arg(long)]
+    pub gallery_mix: Option<String>,
     /// Calibrate each threshold on this group's non-mated searches (its label, e.g. `white` or
     /// `male|white`) and apply it to all, as NIST's 1:N demographic tables do [default: all non-mated searches].
     #[arg(long)]

@@ -208,6 +208,10 @@ fn identify_refuses_bad_gallery_inputs_by_name() {
             vec!["--reference-group".into(), "martian".into()],
             "--reference-group martian names no group",
         ),
+        (
+            vec!["--gallery-mix".into(), "hair:grey=0.5".into()],
+            "--gallery-mix hair:grey=0.5: the searched dataset has no attribute 'hair'",
+        ),
     ];
     for (flags, needle) in cases {
         let a = facebias(dir.path())

@@ -50,6 +50,7 @@ fn identify_args(args: &DemoArgs) -> IdentifyArgs {
             .filter(|p| p.join("manifest.csv").is_file())
             .collect(),
         gallery_sizes: None,
+        gallery_mix: None,
         reference_group: None,
         bootstrap: 1000,
         keep_overlap: false,

@@ -213,6 +213,37 @@ fn candidates_csv(p: &Protocol, a: &Analysis) -> Result<Vec<u8>, String> {
     w.into_inner().map_err(|e| e.to_string())
 }
 
+/// The distractors' shares of each label of the `--gallery-mix` attribute at every gallery size.
+pub fn composition(p: &Protocol, a: &Analysis, mix: &str) -> Vec<serde_json::Value> {
+    let attr = mix.split(':').next().unwrap_or("");
+    let Some(k) = p.manifest.attributes.iter().position(|x| x == attr) else {
+        return Vec::new();
+    };
+    a.sizes
+        .iter()
+        .map(|&n| {
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+            let entries = &p.searched.gallery[p.searched.mates.min(n)..n];
+            for &i in entries {
+                let v = p.manifest.samples[i].attributes[k].as_str();
+                *counts
+                    .entry(if v.is_empty() { "unlabelled" } else { v })
+                    .or_default() += 1;
+            }
+            let shares: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|(l, c)| {
+                    (
+                        l.to_string(),
+                        serde_json::json!(*c as f64 / entries.len().max(1) as f64),
+                    )
+                })
+                .collect();
+            serde_json::json!({"gallery_size": n, "distractors": entries.len(), "shares": shares})
+        })
+        .collect()
+}
+
 /// The run record: inputs, protocol, thresholds, counts, timings.
 fn record(p: &Protocol, a: &Analysis) -> serde_json::Value {
     let searches = &p.searched.searches;
@@ -274,6 +305,10 @@ fn record(p: &Protocol, a: &Analysis) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "targets_left_out": a.left_out,
         },
+        "gallery_mix": p.args.gallery_mix.as_ref().map(|m| serde_json::json!({
+            "requested": m,
+            "distractor_shares_by_size": composition(p, a, m),
+        })),
         "bootstrap": {
             "replicates": p.args.bootstrap,
             "seed": p.args.seed,

@@ -109,6 +109,10 @@ pub struct ModelArgs {
     /// Which face to keep when the detector finds several.
     #[arg(long, value_enum, default_value = "center")]
     pub face_select: FaceSelect,
+    /// Run a model the catalogue marks unusable (e.g. embeddings that barely depend on the input); the
+    /// run record and pages say so.
+    #[arg(long)]
+    pub allow_unusable: bool,
 }
 
 impl ModelArgs {
@@ -135,6 +139,7 @@ impl ModelArgs {
             face_select: FaceSelect::Center,
             detect_size: 640,
             detect_max_upscale: 2.5,
+            allow_unusable: false,
         }
     }
 }

@@ -301,8 +301,21 @@ fn sections(a: &Analysis) -> Sections {
     }
 }
 
-/// One line on the model, its hash and the exact preprocessing used, and the dataset's hash.
+/// One line on the model, its hash and the exact preprocessing used, and the dataset's hash; then
+/// the catalogue's training-data note and any unusable mark.
 pub fn provenance(ctx: &Context) -> String {
+    let sp = &ctx.record["model"]["spec"];
+    let mut line = provenance_line(ctx);
+    if let Some(t) = sp["training_overlap"].as_str().filter(|t| !t.is_empty()) {
+        line += &format!(" Training data: {t}");
+    }
+    if let Some(u) = sp["unusable"].as_str().filter(|t| !t.is_empty()) {
+        line += &format!(" THIS MODEL IS MARKED UNUSABLE ({u}); it was run with --allow-unusable, so its rates are not evidence about demographic groups.");
+    }
+    line
+}
+
+fn provenance_line(ctx: &Context) -> String {
     let m = &ctx.record["model"];
     let sp = &m["spec"];
     format!(

@@ -291,10 +291,19 @@ mod tests {
             assert_eq!(std::fs::metadata(&f).unwrap().len(), m.bytes, "{}", m.name);
         }
         let faceres = by_name("faceres").unwrap();
-        assert_eq!((faceres.size, faceres.dim, faceres.layout), (224, 1024, Layout::Nhwc));
+        assert_eq!(
+            (faceres.size, faceres.dim, faceres.layout),
+            (224, 1024, Layout::Nhwc)
+        );
         assert!(faceres.training_overlap.contains("VGGFace2"));
-        assert!(by_name("human-mobilefacenet-192").unwrap().unusable.contains("barely depend"));
-        assert!(cat.iter().filter(|m| m.name != "human-mobilefacenet-192").all(|m| m.unusable.is_empty()));
+        assert!(by_name("human-mobilefacenet-192")
+            .unwrap()
+            .unusable
+            .contains("barely depend"));
+        assert!(cat
+            .iter()
+            .filter(|m| m.name != "human-mobilefacenet-192")
+            .all(|m| m.unusable.is_empty()));
         let mfn = by_name("mobilefacenet").unwrap();
         assert_eq!((mfn.size, mfn.dim, mfn.color), (112, 128, ColorOrder::Rgb));
         assert!((mfn.pixel_scale - 1.0 / 255.0).abs() < 1e-9);

@@ -34,7 +34,7 @@ pub fn is_report_file(name: &str) -> bool {
         "gallery_size.csv",
         "implicated.csv",
         "overlap.csv",
-        "identification",
+        "models.csv",
         MARKER,
         "run.json",
         "tensors.npy",
@@ -74,6 +74,12 @@ fn parent_of(target: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// Whether `path` is a report folder facebias wrote inside another (a comparison's per-model runs,
+/// the demo's `identification/`): it holds the marker and nothing facebias did not write.
+fn is_sub_report(path: &Path) -> bool {
+    path.join(MARKER).is_file() && refuse_existing(path).is_none()
+}
+
 /// Why an existing `target` may not be replaced, if it may not.
 fn refuse_existing(target: &Path) -> Option<String> {
     if !target.is_dir() {
@@ -93,7 +99,10 @@ fn refuse_existing(target: &Path) -> Option<String> {
         return None;
     }
     let ours = entries.iter().any(|n| n == MARKER || n == "run.json");
-    let mut foreign: Vec<&String> = entries.iter().filter(|n| !is_report_file(n)).collect();
+    let mut foreign: Vec<&String> = entries
+        .iter()
+        .filter(|n| !is_report_file(n) && !is_sub_report(&target.join(n)))
+        .collect();
     foreign.sort();
     if !ours {
         return Some(format!(

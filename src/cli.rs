@@ -109,6 +109,10 @@ pub struct ModelArgs {
     /// Which face to keep when the detector finds several.
     #[arg(long, value_enum, default_value = "center")]
     pub face_select: FaceSelect,
+    /// Run a model the catalogue marks unusable (e.g. embeddings that barely depend on the input); the
+    /// run record and pages say so.
+    #[arg(long)]
+    pub allow_unusable: bool,
 }
 
 impl ModelArgs {
@@ -135,6 +139,7 @@ impl ModelArgs {
             face_select: FaceSelect::Center,
             detect_size: 640,
             detect_max_upscale: 2.5,
+            allow_unusable: false,
         }
     }
 }
@@ -214,6 +219,10 @@ pub struct RunArgs {
     /// Set by `audit`: its verdict for run.json and the page, and its files for the report folder.
     #[arg(skip)]
     pub audit: Option<crate::report::audit::AuditAttachment>,
+    /// Set by `demo`: a 1:N identification run written into the report's `identification/` folder
+    /// and summarised on its page.
+    #[arg(skip)]
+    pub identify: Option<Box<IdentifyArgs>>,
 }
 
 /// Parses `K/N` with `0 ≤ K < N`.
@@ -394,6 +403,10 @@ pub struct IdentifyArgs {
     /// enrolled mate [default: the mates, then 1000, 2000, 5000, … below the whole gallery, then all].
     #[arg(long, value_delimiter = ',')]
     pub gallery_sizes: Option<Vec<crate::manifest::gallery::Size>>,
+    /// Re-weight the distractors' make-up along the nested galleries: `ATTRIBUTE:LABEL=SHARE,…`
+    /// (e.g. `race:white=0.8`: every gallery size's distractors 80 % white, as far as the pool allows).
+    #[arg(long)]
+    pub gallery_mix: Option<String>,
     /// Calibrate each threshold on this group's non-mated searches (its label, e.g. `white` or
     /// `male|white`) and apply it to all, as NIST's 1:N demographic tables do [default: all non-mated searches].
     #[arg(long)]

@@ -72,7 +72,9 @@ pub fn audit(args: &AuditArgs) -> Result<RunOutcome> {
         None => None,
     };
     let beaten = rivals.as_ref().and_then(beaten_by);
-    let passed = check.fnmr_at_gate_fmr <= args.max_sanity_fnmr && beaten.is_none();
+    let passed = check.fnmr_at_gate_fmr <= args.max_sanity_fnmr
+        && beaten.is_none()
+        && check.degenerate().is_none();
     if !passed && !args.force {
         bail!(match beaten {
             Some((given, best)) => rival_failure(args, given, best),
@@ -275,6 +277,14 @@ fn rival_failure(args: &AuditArgs, given: &Candidate, best: &Candidate) -> Strin
 
 /// The gate's refusal: the figures, and which part of the spec to try next.
 fn gate_failure(args: &AuditArgs, check: &Separation, probed: Option<&Probe>) -> String {
+    if let Some(why) = check.degenerate() {
+        return format!(
+            "sanity check failed: {why}; FNMR {:.3} at the sanity set's FMR {} threshold (AUC {:.4}). No preprocessing makes such a model measure anything: its \"differentials\" would be noise. Use --force to audit it anyway",
+            check.fnmr_at_gate_fmr,
+            sanity::GATE_FMR,
+            check.auc
+        );
+    }
     if let Some(p) = probed {
         return format!(
             "sanity check failed: FNMR {:.3} at the sanity set's FMR {} threshold is above {:.2} (--max-sanity-fnmr; AUC {:.4} on {} mated and {} non-mated pairs), and that is the best of the {} preprocessings the probe tried: \
@@ -330,10 +340,12 @@ fn run_with_spec(
             detector: Some(detector),
             ort_lib: args.ort_lib.clone(),
             spec: Some(tmp.clone()),
+            allow_unusable: args.force,
             ..ModelArgs::named(args.model.display().to_string())
         },
         exec: args.exec.clone(),
         audit: Some(attachment),
+        identify: None,
     };
     let outcome = super::run::run(&run_args);
     let _ = std::fs::remove_file(&tmp);

@@ -1,8 +1,9 @@
-//! `facebias demo`: `run` with MobileFaceNet + YuNet over the shared BFW sample.
+//! `facebias demo`: `run` with MobileFaceNet + YuNet over the shared BFW sample, with a 1:N section:
+//! `identify` over the same images with the LFW and UTKFace folders beside it as distractors.
 
 use anyhow::{bail, Result};
 
-use crate::cli::{AnalysisArgs, DemoArgs, ModelArgs, RunArgs};
+use crate::cli::{AnalysisArgs, DemoArgs, IdentifyArgs, ModelArgs, RunArgs};
 use crate::report::console::RunOutcome;
 
 /// `facebias demo`.
@@ -27,6 +28,38 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         },
         exec: args.exec.clone(),
         audit: None,
+        identify: Some(Box::new(identify_args(args))),
     };
     super::run::run(&run_args)
+}
+
+/// The demo's 1:N run: its dataset searched against itself plus the `lfw` and `utkface` datasets
+/// beside it (those present; the page says which).
+fn identify_args(args: &DemoArgs) -> IdentifyArgs {
+    let beside = |name: &str| args.dataset.parent().map(|p| p.join(name));
+    IdentifyArgs {
+        dataset: args.dataset.clone(),
+        out: args.out.join(crate::report::identification::FOLDER),
+        enrolled_fraction: 0.5,
+        candidates: 50,
+        target_fpir: None,
+        seed: 8280,
+        distractors: ["lfw", "utkface"]
+            .iter()
+            .filter_map(|n| beside(n))
+            .filter(|p| p.join("manifest.csv").is_file())
+            .collect(),
+        gallery_sizes: None,
+        gallery_mix: None,
+        reference_group: None,
+        bootstrap: 1000,
+        keep_overlap: false,
+        candidates_at_every_size: false,
+        model: ModelArgs {
+            models_dir: args.models_dir.clone(),
+            ort_lib: args.ort_lib.clone(),
+            ..ModelArgs::named("mobilefacenet")
+        },
+        exec: args.exec.clone(),
+    }
 }

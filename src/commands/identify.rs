@@ -66,6 +66,7 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
         &SplitConfig {
             enrolled_fraction: args.enrolled_fraction,
             seed: args.seed,
+            mix: gallery_mix(args, &searched, &distractors)?,
         },
     )
     .map_err(|e| anyhow!(e))?;
@@ -161,6 +162,32 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
         ],
     };
     report::write(dir, &proto, &a).map_err(|e| anyhow!(e))
+}
+
+/// The `--gallery-mix` of this run, with each distractor's label of its attribute.
+fn gallery_mix(
+    args: &IdentifyArgs,
+    searched: &manifest::Manifest,
+    d: &gallery::Distractors,
+) -> Result<Option<split::Mix>> {
+    let Some(text) = &args.gallery_mix else {
+        return Ok(None);
+    };
+    if d.samples.is_empty() {
+        bail!("--gallery-mix re-weights the distractors, and there are none: add --distractors");
+    }
+    let (attribute, shares) =
+        split::Mix::parse(text, &searched.attributes).map_err(|e| anyhow!(e))?;
+    let a = searched
+        .attributes
+        .iter()
+        .position(|x| *x == attribute)
+        .expect("parsed");
+    Ok(Some(split::Mix {
+        attribute,
+        shares,
+        labels: d.samples.iter().map(|s| s.attributes[a].clone()).collect(),
+    }))
 }
 
 /// The identity-overlap screen ([`overlap`]): suspected same-person pairs, T_o, and the split with

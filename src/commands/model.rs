@@ -55,6 +55,14 @@ pub fn resolve_model(args: &ModelArgs) -> Result<ResolvedModel> {
             s.role
         );
     }
+    if !s.unusable.is_empty() && !args.allow_unusable {
+        bail!(
+            "--model {} ({}) is marked unusable in the catalogue: {}. A report from it would present noise as demographic differentials; pass --allow-unusable to run it anyway (its report then says so)",
+            args.model,
+            s.name,
+            s.unusable
+        );
+    }
     apply_overrides(&mut s, args)?;
     let detector = detector_path(args.detector.as_deref(), args.models_dir.as_deref())?;
     let detector_sha256 = spec::sha256_file(&detector)

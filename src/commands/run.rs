@@ -175,6 +175,9 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             p.staging.write(name, bytes).map_err(|e| anyhow!(e))?;
         }
     }
+    if let Some(ia) = &args.identify {
+        record["identification"] = identification_section(&p.staging, ia)?;
+    }
     let images = p.adapted.manifest.samples.len();
     let outcome = |out, analysis: Option<metrics::analysis::Analysis>| {
         let a = analysis.map(|a| (a.thresholds, a.rates, a.equity));
@@ -203,6 +206,27 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     )?;
     record::set_timing(&mut record, "total", t_total.elapsed().as_secs_f64());
     Ok(outcome(common::commit(p.staging, &record)?, Some(analysis)))
+}
+
+/// Runs `identify` into the report's `identification/` folder (its own run.json and marker) and
+/// returns what the 1:1 page says of it.
+fn identification_section(
+    staging: &crate::report::Staging,
+    ia: &crate::cli::IdentifyArgs,
+) -> Result<serde_json::Value> {
+    let dir = staging.dir().join(crate::report::identification::FOLDER);
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    let (rec, headline) = super::identify::write_into(ia, &dir)?;
+    let bytes = record::to_bytes(&rec).map_err(|e| anyhow!(e))?;
+    std::fs::write(dir.join("run.json"), bytes)
+        .map_err(|e| anyhow!("cannot write {}: {e}", dir.display()))?;
+    crate::report::staging::mark(&dir).map_err(|e| anyhow!(e))?;
+    println!("1:N identification:\n{}", headline.text);
+    Ok(serde_json::json!({
+        "folder": crate::report::identification::FOLDER,
+        "findings": headline.findings,
+        "distractors": rec["distractors"]["datasets"].as_array().map(|d| d.iter().map(|x| x["name"].clone()).collect::<Vec<_>>()),
+    }))
 }
 
 /// Fail fast: runtime, font, output folder, manifest, model, targets, comparison device and cache —

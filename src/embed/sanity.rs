@@ -54,6 +54,29 @@ pub struct Separation {
     pub mated_pairs: usize,
     /// Non-mated pairs.
     pub nonmated_pairs: usize,
+    /// The 1st and 99th percentile of all pair scores (mated and non-mated): nearly equal when the
+    /// embeddings barely depend on the input.
+    pub score_p1_p99: [f64; 2],
+}
+
+/// Below this spread (99th − 1st percentile of all pair scores on the sanity set) a model's
+/// embeddings barely depend on the input. A working face model spreads them over 0.5 or more
+/// (different people near 0, the same person near 0.6); the degenerate 192-d MobileFaceNet, whose
+/// pairwise cosines are all ≥ 0.999, stays far below.
+pub const MIN_SPREAD: f64 = 0.05;
+
+impl Separation {
+    /// Why the embeddings are unusable, when their scores hardly spread.
+    pub fn degenerate(&self) -> Option<String> {
+        let [lo, hi] = self.score_p1_p99;
+        (hi - lo < MIN_SPREAD).then(|| {
+            format!(
+                "its embeddings barely depend on the input: 98 % of the {} pair scores on the sanity set lie between {lo:.5} and {hi:.5} (a spread of {:.2e}; a working model spreads them over 0.5 or more, and {MIN_SPREAD} is the least accepted)",
+                self.mated_pairs + self.nonmated_pairs,
+                hi - lo
+            )
+        })
+    }
 }
 
 /// A sanity set with its faces found once.
@@ -297,7 +320,15 @@ pub fn of_scores(mut m: Vec<f64>, mut n: Vec<f64>) -> Separation {
         Some(idx) => (at_or_below(&m, n[idx]) as f64 / lm, k),
         None => (0.0, n.len()),
     };
+    let mut all: Vec<f64> = m.iter().chain(&n).copied().collect();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        all.get(((all.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Separation {
+        score_p1_p99: [pct(0.01), pct(0.99)],
         auc: wins / (lm * ln),
         d_prime,
         accuracy: best,

@@ -87,6 +87,15 @@ pub struct ModelSpec {
     /// Where the file comes from.
     #[serde(default)]
     pub source: String,
+    /// What a reader of any report from this model must know about its training data and the test
+    /// data (e.g. that it may have been trained on the identities of a benchmark); shown on every
+    /// report that uses the model.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub training_overlap: String,
+    /// Why the file is not usable as an embedding model (empty: usable); `run` refuses such a model
+    /// and says why, `--force` runs it anyway.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unusable: String,
 }
 
 impl ModelSpec {
@@ -125,6 +134,8 @@ impl ModelSpec {
             dim: 0,
             license: license.into(),
             source: source.into(),
+            training_overlap: String::new(),
+            unusable: String::new(),
         }
     }
 
@@ -271,7 +282,28 @@ mod tests {
     #[test]
     fn catalogue_parses_and_holds_the_shared_models() {
         let cat = catalogue();
-        assert_eq!(cat.len(), 3);
+        assert_eq!(cat.len(), 7);
+        // Every entry names its shared file by the right sha256 and size.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models");
+        for m in &cat {
+            let f = dir.join(&m.file);
+            assert_eq!(sha256_file(&f).unwrap(), m.sha256, "{}", m.name);
+            assert_eq!(std::fs::metadata(&f).unwrap().len(), m.bytes, "{}", m.name);
+        }
+        let faceres = by_name("faceres").unwrap();
+        assert_eq!(
+            (faceres.size, faceres.dim, faceres.layout),
+            (224, 1024, Layout::Nhwc)
+        );
+        assert!(faceres.training_overlap.contains("VGGFace2"));
+        assert!(by_name("human-mobilefacenet-192")
+            .unwrap()
+            .unusable
+            .contains("barely depend"));
+        assert!(cat
+            .iter()
+            .filter(|m| m.name != "human-mobilefacenet-192")
+            .all(|m| m.unusable.is_empty()));
         let mfn = by_name("mobilefacenet").unwrap();
         assert_eq!((mfn.size, mfn.dim, mfn.color), (112, 128, ColorOrder::Rgb));
         assert!((mfn.pixel_scale - 1.0 / 255.0).abs() < 1e-9);

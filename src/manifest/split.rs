@@ -48,6 +48,109 @@ pub struct SplitConfig {
     pub enrolled_fraction: f64,
     /// Seed of the shuffles.
     pub seed: u64,
+    /// The distractors' demographic make-up along the gallery order (`--gallery-mix`), if set.
+    pub mix: Option<Mix>,
+}
+
+/// `--gallery-mix`: target shares of some labels of one attribute among the distractors at every
+/// nested gallery size. The distractors are taken, in their seeded order, from one queue per named
+/// label and one for all other labels; each next rank goes to the queue furthest below its target
+/// share (its share × ranks so far minus what it has), earlier-named first on a tie, the other
+/// labels sharing what the named ones leave. A queue that runs out is skipped, so a share the pool
+/// cannot supply is not reached (the report gives the shares achieved).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    /// The attribute (a column of the searched manifest).
+    pub attribute: String,
+    /// Named labels and their target shares (summing to at most 1).
+    pub shares: Vec<(String, f64)>,
+    /// The attribute's value of each distractor (in distractor order).
+    pub labels: Vec<String>,
+}
+
+impl Mix {
+    /// Parses `ATTRIBUTE:LABEL=SHARE,…` (one attribute; shares in [0, 1] summing to at most 1).
+    pub fn parse(
+        text: &str,
+        attributes: &[String],
+    ) -> Result<(String, Vec<(String, f64)>), String> {
+        let bad = |why: String| {
+            format!("--gallery-mix {text}: {why}; write e.g. race:white=0.8 or race:black=0.5,race:white=0.5")
+        };
+        let mut attribute: Option<String> = None;
+        let mut shares: Vec<(String, f64)> = Vec::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (a, rest) = part
+                .split_once(':')
+                .ok_or_else(|| bad(format!("'{part}' has no ATTRIBUTE:")))?;
+            let (label, share) = rest
+                .split_once('=')
+                .ok_or_else(|| bad(format!("'{part}' has no =SHARE")))?;
+            let share: f64 = share
+                .parse()
+                .map_err(|_| bad(format!("'{share}' is not a share")))?;
+            if !(0.0..=1.0).contains(&share) {
+                return Err(bad(format!("share {share} is not in [0, 1]")));
+            }
+            if !attributes.iter().any(|x| x == a) {
+                return Err(bad(format!(
+                    "the searched dataset has no attribute '{a}' (it has {})",
+                    attributes.join(", ")
+                )));
+            }
+            if attribute.as_deref().is_some_and(|x| x != a) {
+                return Err(bad("all labels must be of one attribute".into()));
+            }
+            if shares.iter().any(|(l, _)| l == label) {
+                return Err(bad(format!("label '{label}' is named twice")));
+            }
+            attribute = Some(a.to_string());
+            shares.push((label.to_string(), share));
+        }
+        let total: f64 = shares.iter().map(|s| s.1).sum();
+        if total > 1.0 + 1e-9 {
+            return Err(bad(format!("the shares add up to {total}, more than 1")));
+        }
+        let attribute = attribute.ok_or_else(|| bad("no label given".into()))?;
+        Ok((attribute, shares))
+    }
+
+    /// Re-orders `items` (in seeded order) by the mix; `label` gives an item's label.
+    pub fn order<'a>(&self, items: &[usize], label: impl Fn(usize) -> &'a String) -> Vec<usize> {
+        let k = self.shares.len();
+        let mut queues: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); k + 1];
+        for &i in items {
+            let q = self
+                .shares
+                .iter()
+                .position(|(l, _)| l == label(i))
+                .unwrap_or(k);
+            queues[q].push_back(i);
+        }
+        let rest = 1.0 - self.shares.iter().map(|s| s.1).sum::<f64>();
+        let target: Vec<f64> = self
+            .shares
+            .iter()
+            .map(|s| s.1)
+            .chain([rest.max(0.0)])
+            .collect();
+        let mut taken = vec![0usize; k + 1];
+        let mut out = Vec::with_capacity(items.len());
+        while out.len() < items.len() {
+            let step = (out.len() + 1) as f64;
+            let q = (0..=k)
+                .filter(|&q| !queues[q].is_empty())
+                .max_by(|&a, &b| {
+                    let da = target[a] * step - taken[a] as f64;
+                    let db = target[b] * step - taken[b] as f64;
+                    da.total_cmp(&db).then(b.cmp(&a))
+                })
+                .expect("items remain");
+            out.push(queues[q].pop_front().expect("non-empty"));
+            taken[q] += 1;
+        }
+        out
+    }
 }
 
 /// The split: one role per sample, and the gallery rank of gallery and distractor samples.
@@ -122,6 +225,9 @@ pub fn split(
     let mut others: Vec<usize> = (n..n + distractors).collect();
     shuffle(&mut mates, &mut rng);
     shuffle(&mut others, &mut rng);
+    if let Some(mix) = &cfg.mix {
+        others = mix.order(&others, |i| &mix.labels[i - n]);
+    }
     let mut gallery_rank = vec![None; n + distractors];
     for (r, &i) in mates.iter().chain(&others).enumerate() {
         gallery_rank[i] = Some(r);
@@ -157,6 +263,7 @@ mod tests {
         let cfg = SplitConfig {
             enrolled_fraction: 0.5,
             seed: 7,
+            mix: None,
         };
         let a = split(&s, &g, 5, &cfg).unwrap();
         assert_eq!(a, split(&s, &g, 5, &cfg).unwrap(), "seeded");
@@ -200,12 +307,58 @@ mod tests {
     }
 
     #[test]
+    fn a_gallery_mix_holds_its_shares_at_every_prefix_while_the_pool_lasts() {
+        // 10 "a", 30 "b", 10 "c" distractors; ask for 60 % a: every prefix of 5 holds 3 a (5·0.6)
+        // until the 10 a run out after 16 or so ranks, then b and c share the rest.
+        let labels: Vec<String> = (0..50)
+            .map(|i| {
+                match i % 5 {
+                    0 => "a",
+                    4 => "c",
+                    _ => "b",
+                }
+                .to_string()
+            })
+            .collect();
+        let (attr, shares) = Mix::parse("race:a=0.6", &["sex".into(), "race".into()]).unwrap();
+        assert_eq!(
+            (attr.as_str(), shares.clone()),
+            ("race", vec![("a".to_string(), 0.6)])
+        );
+        let mix = Mix {
+            attribute: attr,
+            shares,
+            labels: labels.clone(),
+        };
+        let items: Vec<usize> = (0..50).collect();
+        let order = mix.order(&items, |i| &labels[i]);
+        let a_in = |n: usize| order[..n].iter().filter(|&&i| labels[i] == "a").count();
+        assert_eq!((a_in(5), a_in(10), a_in(15)), (3, 6, 9));
+        assert_eq!(a_in(50), 10, "all of them, once");
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, items, "a permutation");
+        for bad in [
+            "race:a=1.5",
+            "race:a=0.6,sex:m=0.2",
+            "age:a=0.1",
+            "race:a=0.7,race:b=0.7",
+            "race",
+            "race:a=x",
+        ] {
+            let e = Mix::parse(bad, &["sex".into(), "race".into()]).unwrap_err();
+            assert!(e.contains("--gallery-mix"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn small_groups_keep_one_subject_on_each_side_and_bad_fractions_are_refused() {
         let s = vec![0, 0, 1, 1];
         let g = vec![0, 0, 0, 0];
         let cfg = SplitConfig {
             enrolled_fraction: 0.9,
             seed: 1,
+            mix: None,
         };
         assert_eq!(split(&s, &g, 0, &cfg).unwrap().subjects, [1, 1]);
         let err = split(
@@ -215,6 +368,7 @@ mod tests {
             &SplitConfig {
                 enrolled_fraction: 1.0,
                 seed: 1,
+                mix: None,
             },
         )
         .unwrap_err();

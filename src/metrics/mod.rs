@@ -14,6 +14,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod comparison;
 pub mod equity;
 pub mod evidence;
 pub mod groups;

@@ -301,8 +301,21 @@ fn sections(a: &Analysis) -> Sections {
     }
 }
 
-/// One line on the model, its hash and the exact preprocessing used, and the dataset's hash.
+/// One line on the model, its hash and the exact preprocessing used, and the dataset's hash; then
+/// the catalogue's training-data note and any unusable mark.
 pub fn provenance(ctx: &Context) -> String {
+    let sp = &ctx.record["model"]["spec"];
+    let mut line = provenance_line(ctx);
+    if let Some(t) = sp["training_overlap"].as_str().filter(|t| !t.is_empty()) {
+        line += &format!(" Training data: {t}");
+    }
+    if let Some(u) = sp["unusable"].as_str().filter(|t| !t.is_empty()) {
+        line += &format!(" THIS MODEL IS MARKED UNUSABLE ({u}); it was run with --allow-unusable, so its rates are not evidence about demographic groups.");
+    }
+    line
+}
+
+fn provenance_line(ctx: &Context) -> String {
     let m = &ctx.record["model"];
     let sp = &m["spec"];
     format!(
@@ -387,6 +400,10 @@ pub fn summary_md(
     findings(a, ctx)
         .iter()
         .for_each(|f| md += &format!("- {f}\n"));
+    if let Some(sec) = super::identification::section_md(&ctx.record) {
+        md += "\n";
+        md += &sec;
+    }
     md += &format!("\n## Differentials at every target\n\nmax/min of each grouping's rates at each global threshold, with the 95 % subject-bootstrap interval of the ratio of the two groups named (it can include 1).\n\n{}\n", s.differentials);
     md += &format!("\n## Global thresholds\n\n{}\n## Per-group rates at the global threshold for FMR {t}\n\n{}\n## Summary metrics at FMR {t}\n\n{}\n## Threshold policies at FMR {t}\n\n{}\n", s.thresholds, s.rates, s.equity, s.policies);
     md += "## Charts\n\n";
@@ -421,6 +438,7 @@ pub fn index_html(
     let t = chart_threshold(&a.thresholds)
         .map(|t| format!("{:.0e}", t.target_fmr))
         .unwrap_or_default();
+    let identification = super::identification::section_html(&ctx.record, dir);
     let title = format!(
         "Demographic differentials: {} on {}",
         ctx.model, ctx.dataset
@@ -437,7 +455,8 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
             + usize::from(dir.join("top_impostors.png").is_file())
             + usize::from(
                 ctx.record["audit"].is_object() && dir.join(super::audit::CROPS_FILE).is_file()
-            ),
+            )
+            + identification.as_ref().map_or(0, |x| x.1),
         esc(&title)
     );
     h += &format!("<p class=\"provenance\">{}</p>", esc(&provenance(ctx)));
@@ -458,6 +477,9 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
         .iter()
         .for_each(|f| h += &format!("<li>{}</li>", esc(f)));
     h += "</ul>";
+    if let Some((sec, _)) = &identification {
+        h += sec;
+    }
     h += &format!(
         "<h2>Differentials at every target</h2><p>max/min of each grouping's rates at each global threshold, with the 95 % subject-bootstrap interval of the ratio of the two groups named (it can include 1).</p>{}",
         md_table_to_html(&s.differentials)

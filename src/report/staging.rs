@@ -39,7 +39,7 @@ pub fn is_report_file(name: &str) -> bool {
         "gallery_size.csv",
         "implicated.csv",
         "overlap.csv",
-        "identification",
+        "models.csv",
         MARKER,
         "run.json",
         "tensors.npy",
@@ -59,6 +59,12 @@ pub fn is_report_file(name: &str) -> bool {
             })
 }
 
+/// Writes the marker into a folder facebias made (a report's sub-report, e.g. `identification/`).
+pub fn mark(dir: &Path) -> Result<(), String> {
+    let p = dir.join(MARKER);
+    std::fs::write(&p, MARKER_TEXT).map_err(|e| format!("cannot write {}: {e}", p.display()))
+}
+
 /// A report folder being written.
 #[derive(Debug)]
 pub struct Staging {
@@ -72,6 +78,12 @@ fn parent_of(target: &Path) -> &Path {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// Whether `path` is a report folder facebias wrote inside another (a comparison's per-model runs,
+/// the demo's `identification/`): it holds the marker and nothing facebias did not write.
+fn is_sub_report(path: &Path) -> bool {
+    path.join(MARKER).is_file() && refuse_existing(path).is_none()
 }
 
 /// Why an existing `target` may not be replaced, if it may not.
@@ -93,7 +105,10 @@ fn refuse_existing(target: &Path) -> Option<String> {
         return None;
     }
     let ours = entries.iter().any(|n| n == MARKER || n == "run.json");
-    let mut foreign: Vec<&String> = entries.iter().filter(|n| !is_report_file(n)).collect();
+    let mut foreign: Vec<&String> = entries
+        .iter()
+        .filter(|n| !is_report_file(n) && !is_sub_report(&target.join(n)))
+        .collect();
     foreign.sort();
     if !ours {
         return Some(format!(

@@ -145,7 +145,7 @@ fn thresholds(
         match threshold_for(searches, s, t, calibrate) {
             Some(x) => kept.push(x),
             None => left.push(format!(
-                "FPIR {t}: {pool} non-mated calibration searches cannot resolve it (it needs at least {:.0})",
+                "--target-fpir {t}: {pool} non-mated calibration searches cannot resolve it (it needs at least {:.0}; give a larger target or more non-mated searches)",
                 (1.0 / t).ceil()
             )),
         }

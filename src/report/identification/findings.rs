@@ -172,6 +172,25 @@ pub fn headline(a: &Analysis, p: &Protocol) -> Headline {
         }
     }
     f.push(overlap_sentence(p));
+    if let Some(m) = &p.args.gallery_mix {
+        let parts: Vec<String> = super::composition(p, a, m)
+            .iter()
+            .filter(|x| x["distractors"].as_u64().unwrap_or(0) > 0)
+            .map(|x| {
+                let shares: Vec<String> = x["shares"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(l, v)| format!("{l} {:.0} %", 100.0 * v.as_f64().unwrap_or(0.0)))
+                    .collect();
+                format!("N = {}: {}", x["gallery_size"], shares.join(", "))
+            })
+            .collect();
+        f.push(format!(
+            "Gallery mix {m} (distractors re-ordered so every nested gallery approaches those shares while the pool lasts); the distractors' make-up achieved — {}.",
+            parts.join("; ")
+        ));
+    }
     let text = f
         .iter()
         .map(|x| format!("- {x}"))

@@ -18,6 +18,64 @@ use crate::metrics::identification::analysis::Analysis;
 
 pub use findings::Headline;
 
+/// The folder of a 1:N sub-report inside a 1:1 report (the demo's).
+pub const FOLDER: &str = "identification";
+
+/// The 1:1 page's 1:N section (HTML) from the run record's `identification` block; the chart of the
+/// finest grouping's FPIR against gallery size is inlined when `dir/identification` has it.
+pub fn section_html(record: &serde_json::Value, dir: &Path) -> Option<(String, usize)> {
+    let block = record.get("identification")?;
+    let esc = super::page::esc;
+    let mut h = format!(
+        "<h2>1:N identification</h2><p>The same model searching the dataset's images against a gallery of its enrolled subjects{}. Full report: <a href=\"{FOLDER}/index.html\">{FOLDER}/index.html</a> (its CSV files beside it).</p><ul>",
+        block["distractors"].as_array().filter(|d| !d.is_empty()).map(|d| format!(" plus distractors from {}", d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))).unwrap_or_default()
+    );
+    for f in block["findings"].as_array().into_iter().flatten() {
+        h += &format!("<li>{}</li>", esc(f.as_str().unwrap_or("")));
+    }
+    h += "</ul>";
+    let mut images = 0;
+    let sub = dir.join(FOLDER);
+    let mut pngs: Vec<_> = std::fs::read_dir(&sub)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("fpir_vs_n_") && n.ends_with(".png"))
+        .collect();
+    pngs.sort_by_key(|n| (n.matches('×').count(), n.clone()));
+    if let Some(name) = pngs.last() {
+        if let Ok(bytes) = std::fs::read(sub.join(name)) {
+            images += 1;
+            h += &format!("<figure><img alt=\"FPIR against gallery size\" src=\"data:image/png;base64,{}\"><figcaption>FPIR against gallery size at one fixed threshold, per group, with the prediction from each group's 1:1 false-match rate ({FOLDER}/{name}).</figcaption></figure>\n", super::page::base64(&bytes));
+        }
+    }
+    Some((h, images))
+}
+
+/// The 1:1 summary.md's 1:N section.
+pub fn section_md(record: &serde_json::Value) -> Option<String> {
+    let block = record.get("identification")?;
+    let mut md = format!(
+        "## 1:N identification
+
+Full report: `{FOLDER}/index.html` and `{FOLDER}/summary.md`.
+
+"
+    );
+    for f in block["findings"].as_array().into_iter().flatten() {
+        md += &format!(
+            "- {}
+",
+            f.as_str().unwrap_or("")
+        );
+    }
+    Some(
+        md + "
+",
+    )
+}
+
 /// The conventions every 1:N report states (README, run.json, pages).
 pub const CONVENTIONS: &str = "a score equal to T matches; a non-mate tying with the mate's score ranks ahead of it (ties count against the mate); a search without a face is a miss (mated) and a correct rejection (non-mated), never a false positive; a gallery image without a face is not enrolled (its mate's searches then miss); candidate lists are ordered by score, equal scores by the lower samples.csv row";
 
@@ -155,6 +213,37 @@ fn candidates_csv(p: &Protocol, a: &Analysis) -> Result<Vec<u8>, String> {
     w.into_inner().map_err(|e| e.to_string())
 }
 
+/// The distractors' shares of each label of the `--gallery-mix` attribute at every gallery size.
+pub fn composition(p: &Protocol, a: &Analysis, mix: &str) -> Vec<serde_json::Value> {
+    let attr = mix.split(':').next().unwrap_or("");
+    let Some(k) = p.manifest.attributes.iter().position(|x| x == attr) else {
+        return Vec::new();
+    };
+    a.sizes
+        .iter()
+        .map(|&n| {
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+            let entries = &p.searched.gallery[p.searched.mates.min(n)..n];
+            for &i in entries {
+                let v = p.manifest.samples[i].attributes[k].as_str();
+                *counts
+                    .entry(if v.is_empty() { "unlabelled" } else { v })
+                    .or_default() += 1;
+            }
+            let shares: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|(l, c)| {
+                    (
+                        l.to_string(),
+                        serde_json::json!(*c as f64 / entries.len().max(1) as f64),
+                    )
+                })
+                .collect();
+            serde_json::json!({"gallery_size": n, "distractors": entries.len(), "shares": shares})
+        })
+        .collect()
+}
+
 /// The run record: inputs, protocol, thresholds, counts, timings.
 fn record(p: &Protocol, a: &Analysis) -> serde_json::Value {
     let searches = &p.searched.searches;
@@ -216,6 +305,10 @@ fn record(p: &Protocol, a: &Analysis) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "targets_left_out": a.left_out,
         },
+        "gallery_mix": p.args.gallery_mix.as_ref().map(|m| serde_json::json!({
+            "requested": m,
+            "distractor_shares_by_size": composition(p, a, m),
+        })),
         "bootstrap": {
             "replicates": p.args.bootstrap,
             "seed": p.args.seed,

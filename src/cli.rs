@@ -33,6 +33,8 @@ pub enum Command {
     Embed(EmbedArgs),
     /// 1:N identification: split the dataset into a gallery and searches, search, per-group FNIR/FPIR.
     Identify(IdentifyArgs),
+    /// Models side by side on one dataset: run each (or read finished runs), one comparison report.
+    Compare(CompareArgs),
     /// List the dataset adapters, or validate a dataset and count its comparisons per group.
     Datasets(DatasetsArgs),
     /// Show an ONNX model's inputs, outputs, opset, producer, sha256 and catalogue match (and probe its preprocessing).
@@ -367,6 +369,50 @@ pub struct EmbedArgs {
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Execution settings.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// Models to run and compare, comma-separated (catalogue names or .onnx files with a catalogue
+    /// entry), each into its own report folder inside --out; needs --dataset.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Finished `run` folders of one dataset to compare instead (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub runs: Vec<PathBuf>,
+    /// Dataset (with --models): a manifest CSV or a folder holding manifest.csv.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Comparison report folder (models.csv, index.html, and one folder per model with --models).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// With --models: restrict every model to the images all of them enrolled, so that failures to
+    /// enrol do not tilt the comparison (the images left out are counted).
+    #[arg(long)]
+    pub common_enrolled: bool,
+    /// Target FMRs, comma-separated [default: 1e-2,1e-3,1e-4,1e-5,1e-6 where supported].
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
+    /// Largest FNMR at the sanity set's FMR 1e-3 threshold a model may have to be compared.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_sanity_fnmr: f64,
+    /// Sanity set for the gate: `lfw`, `bfw` (the committed lists) or a manifest/folder
+    /// [default: lfw, or bfw when the dataset is LFW].
+    #[arg(long)]
+    pub sanity: Option<PathBuf>,
+    /// Folder holding the catalogue's model files [default: $FACEBIAS_MODELS, then ../shared/models].
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library.
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Metric settings (bootstrap replicates and seed).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     /// Execution settings.
     #[command(flatten)]
     pub exec: ExecArgs,

@@ -168,7 +168,7 @@ fn audit_summary(
 
 /// The default sanity set: `lfw`, or `bfw` when the audited dataset is the shared LFW (a spec is
 /// never checked on the images it is audited on).
-fn default_sanity(dataset: &Path) -> PathBuf {
+pub(crate) fn default_sanity(dataset: &Path) -> PathBuf {
     let lfw = sanity::committed("lfw")
         .and_then(|r| r.ok())
         .map(|(_, d)| d);

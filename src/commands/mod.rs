@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_pipeline;
 pub mod common;
+pub mod compare;
 pub mod datasets;
 pub mod demo;
 pub mod embed;
@@ -41,6 +42,7 @@ pub fn execute(command: &Command) -> Result<()> {
         }),
         Command::Embed(a) => embed::embed(a).map(|_| ()),
         Command::Identify(a) => identify::identify(a).map(|_| ()),
+        Command::Compare(a) => compare::compare(a).map(|_| ()),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Datasets(a) => datasets::datasets(a),
         Command::Audit(a) => audit::audit(a).map(|o| console::print_run_summary(&o)),

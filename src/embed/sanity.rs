@@ -61,7 +61,7 @@ pub struct Separation {
 
 /// Below this spread (99th − 1st percentile of all pair scores on the sanity set) a model's
 /// embeddings barely depend on the input. A working face model spreads them over 0.5 or more
-/// (different people near 0, the same person near 0.6); the degenerate 192-d MobileFaceNet, whose
+/// (MobileFaceNet 0.49, MobileFace 0.50 on the LFW sanity set); the degenerate 192-d MobileFaceNet, whose
 /// pairwise cosines are all ≥ 0.999, stays far below.
 pub const MIN_SPREAD: f64 = 0.05;
 
@@ -71,7 +71,7 @@ impl Separation {
         let [lo, hi] = self.score_p1_p99;
         (hi - lo < MIN_SPREAD).then(|| {
             format!(
-                "its embeddings barely depend on the input: 98 % of the {} pair scores on the sanity set lie between {lo:.5} and {hi:.5} (a spread of {:.2e}; a working model spreads them over 0.5 or more, and {MIN_SPREAD} is the least accepted)",
+                "its embeddings barely depend on the input: 98 % of the {} pair scores on the sanity set lie between {lo:.5} and {hi:.5} (a spread of {:.2e}; working models spread them over 0.4 or more, and {MIN_SPREAD} is the least accepted)",
                 self.mated_pairs + self.nonmated_pairs,
                 hi - lo
             )

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod charts;
+pub mod comparison;
 pub mod console;
 pub mod findings;
 pub mod identification;

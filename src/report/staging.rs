@@ -31,7 +31,7 @@ const IDENTIFICATION_CHARTS: [&str; 5] =
 /// `det_*` etc. as PNG or SVG charts), the marker, and the files of some commands only (the 1:N
 /// charts among them).
 pub fn is_report_file(name: &str) -> bool {
-    const OTHERS: [&str; 15] = [
+    const OTHERS: [&str; 16] = [
         "candidates.csv",
         "identification.csv",
         "identification_summary.csv",
@@ -40,6 +40,7 @@ pub fn is_report_file(name: &str) -> bool {
         "implicated.csv",
         "overlap.csv",
         "models.csv",
+        "common_manifest.csv",
         MARKER,
         "run.json",
         "tensors.npy",

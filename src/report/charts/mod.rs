@@ -11,6 +11,7 @@ mod groups;
 mod heatmap;
 pub mod identification;
 mod lines;
+pub mod models;
 
 pub use curves::*;
 pub use groups::*;

@@ -225,6 +225,10 @@ pub struct RunArgs {
     /// and summarised on its page.
     #[arg(skip)]
     pub identify: Option<Box<IdentifyArgs>>,
+    /// Set by `demo`: a model comparison written into the report's `models/` folder and summarised
+    /// on its page.
+    #[arg(skip)]
+    pub compare: Option<Box<CompareArgs>>,
 }
 
 /// Parses `K/N` with `0 ≤ K < N`.

@@ -785,34 +785,8 @@ fn html_report_loads_in_headless_chromium_with_every_image() {
         3 * 7 + 1,
         "7 charts for each of sex, race, sex×race, and the contact sheet of the top impostor pairs"
     );
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("a headless Chromium (Debian package `chromium`, installed by .ci/setup)");
-    let profile = dir.path().join("profile");
-    let dom = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = common::page_dom(&page, &dir.path().join("profile"));
+
     assert!(
         dom.contains("data-ready=\"1\""),
         "the page's load handler did not run: {}",

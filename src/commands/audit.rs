@@ -346,6 +346,7 @@ fn run_with_spec(
         exec: args.exec.clone(),
         audit: Some(attachment),
         identify: None,
+        compare: None,
     };
     let outcome = super::run::run(&run_args);
     let _ = std::fs::remove_file(&tmp);

@@ -18,21 +18,30 @@ use crate::embed::{extract, sanity};
 use crate::metrics::bootstrap::BootstrapData;
 use crate::metrics::{analysis, store, Comparisons};
 use crate::report::comparison::{self as report, Loaded, Stopped};
-use crate::report::{charts, record, render, Staging};
+use crate::report::{charts, record, render};
 use crate::{manifest, runtime};
 
 /// `facebias compare`.
 pub fn compare(args: &CompareArgs) -> Result<PathBuf> {
+    let staging = common::stage(&args.out)?;
+    let record = write_into(args, staging.dir())?;
+    let out = common::commit(staging, &record)?;
+    println!("comparison report: {}", out.display());
+    Ok(out)
+}
+
+/// Runs (or reads) the models and writes the comparison into `dir` (all but `run.json`, returned as
+/// the record); used by `compare` and by the demo's comparison section.
+pub fn write_into(args: &CompareArgs, dir: &Path) -> Result<serde_json::Value> {
     if args.models.is_empty() == args.runs.is_empty() {
         bail!("give either --models (with --dataset) to run and compare models, or --runs with finished run folders of one dataset");
     }
     charts::ensure_font().map_err(|e| anyhow!(e))?;
     common::check_targets(args.target_fmr.as_deref())?;
-    let staging = common::stage(&args.out)?;
     let (folders, stopped, common_note) = if args.models.is_empty() {
         (args.runs.clone(), Vec::new(), None)
     } else {
-        run_models(args, &staging)?
+        run_models(args, dir)?
     };
     if folders.is_empty() {
         bail!(
@@ -49,18 +58,14 @@ pub fn compare(args: &CompareArgs) -> Result<PathBuf> {
         .map(|f| load_run(f, args))
         .collect::<Result<Vec<_>>>()?;
     same_dataset(&loaded)?;
-    let record = report::write(staging.dir(), &loaded, &stopped, common_note.as_deref())
-        .map_err(|e| anyhow!(e))?;
-    let out = common::commit(staging, &record)?;
-    println!("comparison report: {}", out.display());
-    Ok(out)
+    report::write(dir, &loaded, &stopped, common_note.as_deref()).map_err(|e| anyhow!(e))
 }
 
-/// Gates and runs every `--models` model into `staging/<name>`; returns the run folders, the
+/// Gates and runs every `--models` model into `dir/<name>`; returns the run folders, the
 /// stopped models and, with `--common-enrolled`, what was left out.
 fn run_models(
     args: &CompareArgs,
-    staging: &Staging,
+    dir: &Path,
 ) -> Result<(Vec<PathBuf>, Vec<Stopped>, Option<String>)> {
     let Some(dataset) = &args.dataset else {
         bail!("--models needs --dataset (the images every model is run over)");
@@ -119,14 +124,14 @@ fn run_models(
         }
     }
     let (dataset, note) = if args.common_enrolled && passed.len() > 1 {
-        let (path, note) = common_manifest(args, dataset, &passed, staging.dir())?;
+        let (path, note) = common_manifest(args, dataset, &passed, dir)?;
         (path, Some(note))
     } else {
         (dataset.clone(), None)
     };
     let mut folders = Vec::new();
     for (name, _) in &passed {
-        let out = staging.dir().join(render::sanitize(name));
+        let out = dir.join(render::sanitize(name));
         let run_args = RunArgs {
             dataset: dataset.clone(),
             out: out.clone(),
@@ -141,6 +146,7 @@ fn run_models(
             exec: args.exec.clone(),
             audit: None,
             identify: None,
+            compare: None,
         };
         println!("running {name} over {}", dataset.display());
         super::run::run(&run_args)?;

@@ -1,9 +1,10 @@
 //! `facebias demo`: `run` with MobileFaceNet + YuNet over the shared BFW sample, with a 1:N section:
-//! `identify` over the same images with the LFW and UTKFace folders beside it as distractors.
+//! `identify` over the same images with the LFW and UTKFace folders beside it as distractors, and a
+//! comparison of MobileFaceNet, HSE FaceRes and MobileFace on the same images (`compare`).
 
 use anyhow::{bail, Result};
 
-use crate::cli::{AnalysisArgs, DemoArgs, IdentifyArgs, ModelArgs, RunArgs};
+use crate::cli::{AnalysisArgs, CompareArgs, DemoArgs, IdentifyArgs, ModelArgs, RunArgs};
 use crate::report::console::RunOutcome;
 
 /// `facebias demo`.
@@ -29,6 +30,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         exec: args.exec.clone(),
         audit: None,
         identify: Some(Box::new(identify_args(args))),
+        compare: Some(Box::new(compare_args(args))),
     };
     super::run::run(&run_args)
 }
@@ -60,6 +62,26 @@ fn identify_args(args: &DemoArgs) -> IdentifyArgs {
             ort_lib: args.ort_lib.clone(),
             ..ModelArgs::named("mobilefacenet")
         },
+        exec: args.exec.clone(),
+    }
+}
+
+/// The demo's comparison: the catalogue's three usable embedding models of different families.
+fn compare_args(args: &DemoArgs) -> CompareArgs {
+    CompareArgs {
+        models: ["mobilefacenet", "faceres", "mobileface"]
+            .map(String::from)
+            .to_vec(),
+        runs: Vec::new(),
+        dataset: Some(args.dataset.clone()),
+        out: args.out.join(crate::report::comparison::FOLDER),
+        common_enrolled: false,
+        target_fmr: None,
+        max_sanity_fnmr: 0.5,
+        sanity: None,
+        models_dir: args.models_dir.clone(),
+        ort_lib: args.ort_lib.clone(),
+        analysis: AnalysisArgs::default(),
         exec: args.exec.clone(),
     }
 }

@@ -49,6 +49,7 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
             common::copy_into(&staging, dir, &[extra])?;
         }
     }
+    copy_sub_reports(dir, staging.dir())?;
     let boot = read_bootstrap(dir)?;
     if let Some((bytes, _)) = &boot {
         put(&staging, "bootstrap.bin", bytes)?;
@@ -63,6 +64,33 @@ pub fn rerender(args: &ReportArgs) -> Result<RunOutcome> {
     )?;
     let out = common::commit(staging, &record)?;
     Ok(common::outcome(out, &record, analysis))
+}
+
+/// Copies the report folders facebias wrote inside `from` (the demo's `identification/` and
+/// `models/`: they hold the marker) into `to`, so that re-rendering keeps them.
+fn copy_sub_reports(from: &Path, to: &Path) -> Result<()> {
+    for e in std::fs::read_dir(from).map_err(|e| anyhow!("cannot read {}: {e}", from.display()))? {
+        let p = e?.path();
+        if p.is_dir() && p.join(crate::report::staging::MARKER).is_file() {
+            copy_tree(&p, &to.join(p.file_name().expect("a named folder")))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| anyhow!("cannot create {}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from).map_err(|e| anyhow!("cannot read {}: {e}", from.display()))? {
+        let p = e?.path();
+        let target = to.join(p.file_name().expect("a named entry"));
+        if p.is_dir() {
+            copy_tree(&p, &target)?;
+        } else {
+            std::fs::copy(&p, &target)
+                .map_err(|e| anyhow!("cannot copy {} to {}: {e}", p.display(), target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The run's `bootstrap.bin` (bytes and data), if it has one.

@@ -178,6 +178,19 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     if let Some(ia) = &args.identify {
         record["identification"] = identification_section(&p.staging, ia)?;
     }
+    if let Some(ca) = &args.compare {
+        let dir = p.staging.dir().join(crate::report::comparison::FOLDER);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+        let rec = super::compare::write_into(ca, &dir)?;
+        std::fs::write(
+            dir.join("run.json"),
+            record::to_bytes(&rec).map_err(|e| anyhow!(e))?,
+        )
+        .map_err(|e| anyhow!("cannot write {}: {e}", dir.display()))?;
+        crate::report::staging::mark(&dir).map_err(|e| anyhow!(e))?;
+        record["comparison"] = crate::report::comparison::section_record(&dir, &rec);
+    }
     let images = p.adapted.manifest.samples.len();
     let outcome = |out, analysis: Option<metrics::analysis::Analysis>| {
         let a = analysis.map(|a| (a.thresholds, a.rates, a.equity));

@@ -17,6 +17,113 @@ use crate::metrics::analysis::Analysis;
 use crate::metrics::comparison::{self, ModelRow, ModelRun};
 use crate::metrics::{store, Comparisons};
 
+/// The folder of a comparison inside a 1:1 report (the demo's).
+pub const FOLDER: &str = "models";
+
+/// What the 1:1 page says of a comparison in its `models/` folder: the ranking lines of the finest
+/// grouping at FMR 1e-3 (from the comparison's models.csv) and the stopped models.
+pub fn section_record(dir: &Path, rec: &serde_json::Value) -> serde_json::Value {
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_path(dir.join("models.csv"))
+            .map(|mut r| r.deserialize().filter_map(|x| x.ok()).collect())
+            .unwrap_or_default();
+    let finest = rows
+        .iter()
+        .map(|r| r["attribute"].clone())
+        .max_by_key(|a| (a.matches('×').count(), a.clone()))
+        .unwrap_or_default();
+    let mut shown: Vec<&std::collections::HashMap<String, String>> = rows
+        .iter()
+        .filter(|r| {
+            r["attribute"] == finest && r["target_fmr"].parse::<f64>().ok() == Some(SHOWN_FMR)
+        })
+        .collect();
+    shown.sort_by_key(|r| r["rank"].parse::<usize>().unwrap_or(usize::MAX));
+    let num = |r: &std::collections::HashMap<String, String>, k: &str| {
+        r[k].parse::<f64>().unwrap_or(f64::NAN)
+    };
+    let lines: Vec<String> = shown
+        .iter()
+        .map(|r| {
+            format!(
+                "{}. {}: overall FNMR {:.4} at its FMR 1e-3 threshold; {finest} FMR Max/GeoMean {} [{:.2}, {:.2}], highest FMR {} ({:.2e}){}",
+                r["rank"],
+                r["model"],
+                num(r, "fnmr_overall"),
+                if r["fmr_max_geomean_bound"] == "lower_bound" { format!("≥ {:.2}", num(r, "fmr_max_geomean")) } else { format!("{:.2}", num(r, "fmr_max_geomean")) },
+                num(r, "fmr_max_geomean_ci_low"),
+                num(r, "fmr_max_geomean_ci_high"),
+                r["highest_fmr_group"],
+                num(r, "highest_fmr"),
+                if r["rank_note"].is_empty() { String::new() } else { format!(" ({})", r["rank_note"]) }
+            )
+        })
+        .collect();
+    let stopped: Vec<String> = rec["stopped_by_sanity_gate"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{} was stopped by the sanity gate: {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["reason"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    serde_json::json!({"folder": FOLDER, "grouping": finest, "ranking": lines, "stopped": stopped})
+}
+
+/// The 1:1 page's comparison section (HTML, images inlined) from the record's `comparison` block.
+pub fn section_html(record: &serde_json::Value, dir: &Path) -> Option<(String, usize)> {
+    let b = record.get("comparison")?;
+    let g = b["grouping"].as_str().unwrap_or("");
+    let mut h = format!("<h2>Models side by side</h2><p>The same images through other models, each at its own global thresholds, ranked by {} FMR Max/GeoMean at FMR 1e-3 (lower = smaller differential). Full comparison: <a href=\"{FOLDER}/index.html\">{FOLDER}/index.html</a>; each model's own report in its folder there.</p><ol style=\"list-style:none;padding-left:0\">", esc(g));
+    for l in b["ranking"].as_array().into_iter().flatten() {
+        h += &format!("<li>{}</li>", esc(l.as_str().unwrap_or("")));
+    }
+    h += "</ol><ul>";
+    for l in b["stopped"].as_array().into_iter().flatten() {
+        h += &format!("<li>{}</li>", esc(l.as_str().unwrap_or("")));
+    }
+    h += "</ul>";
+    let png = dir.join(FOLDER).join(format!(
+        "accuracy_vs_differential_{}.png",
+        super::render::sanitize(g)
+    ));
+    let mut images = 0;
+    if let Ok(bytes) = std::fs::read(&png) {
+        images = 1;
+        h += &format!("<figure><img alt=\"accuracy against differential\" src=\"data:image/png;base64,{}\"><figcaption>Each model's overall FNMR against its {} FMR Max/GeoMean at FMR 1e-3, with 95 % intervals ({FOLDER}/accuracy_vs_differential_{}.png).</figcaption></figure>", base64(&bytes), esc(g), esc(&super::render::sanitize(g)));
+    }
+    Some((h, images))
+}
+
+/// The 1:1 summary.md's comparison section.
+pub fn section_md(record: &serde_json::Value) -> Option<String> {
+    let b = record.get("comparison")?;
+    let mut md = format!("## Models side by side
+
+Ranked by {} FMR Max/GeoMean at FMR 1e-3, each model at its own thresholds. Full comparison: `{FOLDER}/index.html`, `{FOLDER}/models.csv`.
+
+", b["grouping"].as_str().unwrap_or(""));
+    for l in b["ranking"].as_array().into_iter().flatten() {
+        md += &format!(
+            "- {}
+",
+            l.as_str().unwrap_or("")
+        );
+    }
+    for l in b["stopped"].as_array().into_iter().flatten() {
+        md += &format!(
+            "- {}
+",
+            l.as_str().unwrap_or("")
+        );
+    }
+    Some(md + "\n")
+}
+
 /// The manifest `--common-enrolled` writes into the comparison folder.
 pub const COMMON_MANIFEST: &str = "common_manifest.csv";
 

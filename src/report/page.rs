@@ -404,6 +404,10 @@ pub fn summary_md(
         md += "\n";
         md += &sec;
     }
+    if let Some(sec) = super::comparison::section_md(&ctx.record) {
+        md += "\n";
+        md += &sec;
+    }
     md += &format!("\n## Differentials at every target\n\nmax/min of each grouping's rates at each global threshold, with the 95 % subject-bootstrap interval of the ratio of the two groups named (it can include 1).\n\n{}\n", s.differentials);
     md += &format!("\n## Global thresholds\n\n{}\n## Per-group rates at the global threshold for FMR {t}\n\n{}\n## Summary metrics at FMR {t}\n\n{}\n## Threshold policies at FMR {t}\n\n{}\n", s.thresholds, s.rates, s.equity, s.policies);
     md += "## Charts\n\n";
@@ -439,6 +443,7 @@ pub fn index_html(
         .map(|t| format!("{:.0e}", t.target_fmr))
         .unwrap_or_default();
     let identification = super::identification::section_html(&ctx.record, dir);
+    let comparison = super::comparison::section_html(&ctx.record, dir);
     let title = format!(
         "Demographic differentials: {} on {}",
         ctx.model, ctx.dataset
@@ -456,7 +461,8 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
             + usize::from(
                 ctx.record["audit"].is_object() && dir.join(super::audit::CROPS_FILE).is_file()
             )
-            + identification.as_ref().map_or(0, |x| x.1),
+            + identification.as_ref().map_or(0, |x| x.1)
+            + comparison.as_ref().map_or(0, |x| x.1),
         esc(&title)
     );
     h += &format!("<p class=\"provenance\">{}</p>", esc(&provenance(ctx)));
@@ -478,6 +484,9 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}li{{margin:.3e
         .for_each(|f| h += &format!("<li>{}</li>", esc(f)));
     h += "</ul>";
     if let Some((sec, _)) = &identification {
+        h += sec;
+    }
+    if let Some((sec, _)) = &comparison {
         h += sec;
     }
     h += &format!(

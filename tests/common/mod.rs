@@ -103,3 +103,66 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         })
         .collect()
 }
+
+/// The DOM of `page` after headless Chromium loaded it (Debian's `chromium`, installed by
+/// .ci/setup), with its own profile folder.
+pub fn page_dom(page: &Path, profile: &Path) -> String {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a headless Chromium (Debian package `chromium`, installed by .ci/setup)");
+    let dom = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&dom.stdout).to_string()
+}
+
+/// Asserts that a page loaded in Chromium decoded all the images it says it holds (`expected`
+/// from its `data-images-expected`, which is returned) and raised no error.
+pub fn assert_page_loads(page: &Path, profile: &Path) -> usize {
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page must work offline"
+    );
+    let expected: usize = html
+        .split("data-images-expected=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dom = page_dom(page, profile);
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page's load handler did not run: {}",
+        &dom[..dom.len().min(500)]
+    );
+    assert!(
+        dom.contains(&format!("data-images-loaded=\"{expected}\"")),
+        "not every image decoded"
+    );
+    assert!(!dom.contains("data-errors="), "the page raised errors");
+    expected
+}

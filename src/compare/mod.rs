@@ -14,6 +14,7 @@ pub mod bench;
 pub mod gpu;
 pub mod kernel;
 pub mod search;
+pub mod search_bench;
 pub mod top;
 
 use rayon::prelude::*;

@@ -60,7 +60,7 @@ unsafe fn run512<const MR: usize, const NV: usize>(
     run_tiles(pass, (MR, 16 * NV), acc, from, |a, acc| {
         // SAFETY: AVX-512F is enabled here; `run_tiles` hands MR·kc floats of the tile and MR·16·NV
         // accumulators, the pass holds kc·16·NV panel floats, the caller `thr` and `masks`.
-        unsafe { tile512::<MR, NV>(a, pass.b, pass.kc, acc, pass.resume, thr, masks) }
+        unsafe { tile512::<MR, NV>(pass, a, acc, thr, masks) }
     })
 }
 
@@ -86,19 +86,19 @@ unsafe fn run256<const MR: usize, const NV: usize>(
 /// admitted.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `a` holds MR·kc floats, `b` kc·16·NV, `out` MR·16·NV, `thr`
-/// 16·NV and `masks` MR.
+/// The CPU must support AVX-512F; `a` holds MR·kc floats (the tile's chunk), `pass.b` kc·16·NV,
+/// `out` MR·16·NV, `thr` 16·NV and `masks` MR. While it runs, the next tile's chunk (MR·dim floats
+/// further, where the pass has one) is prefetched into L1, a line every k.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn tile512<const MR: usize, const NV: usize>(
+    pass: &Pass,
     a: &[f32],
-    b: &[f32],
-    kc: usize,
     out: &mut [f32],
-    resume: bool,
     thr: Option<&[f32]>,
     masks: &mut [u64],
 ) -> bool {
+    let (b, kc, resume, next) = (pass.b, pass.kc, pass.resume, MR * pass.dim);
     let nr = 16 * NV;
     assert!(
         a.len() >= MR * kc
@@ -125,6 +125,9 @@ unsafe fn tile512<const MR: usize, const NV: usize>(
             for (v, bv) in bk.iter_mut().enumerate() {
                 *bv = _mm512_loadu_ps(pb.add(k * nr + 16 * v));
             }
+            // The next tile's values for this k, into L1: a prefetch never faults, and the address
+            // is only computed (wrapping), never dereferenced.
+            _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(next + k * MR) as *const i8);
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let ak = _mm512_set1_ps(*pa.add(k * MR + r));
                 for (x, bv) in acc_r.iter_mut().zip(&bk) {

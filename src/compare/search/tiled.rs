@@ -139,7 +139,7 @@ fn portable_tile<const MR: usize, const NR: usize>(
 }
 
 /// The running top-L lists of a block of probes. Each probe has a buffer of 2L members, one `u128`
-/// each (see [`member`]: a larger value goes first in the order); admitted candidates are appended,
+/// each (see [`member`]: a smaller value goes first in the order); admitted candidates are appended,
 /// and a full buffer is cut to its best L by a selection, which sets the probe's admission
 /// threshold to its L-th score. The threshold therefore lags the true L-th score by at most L
 /// admissions — more candidates are admitted than strictly needed, but each costs an append
@@ -152,15 +152,15 @@ struct TopLists {
     len: Vec<u32>,
 }
 
-/// A candidate as one integer whose order is the lists' order (larger first): the score's order
-/// key (−0.0 as 0.0, so that they tie, as `==` has it), then the complement of `row << 32 | entry`
-/// (lower first), then the score's own bits (to give them back unchanged).
+/// A candidate as one integer whose order is the lists' order (smaller first): the complement of
+/// the score's order key (−0.0 as 0.0, so that they tie, as `==` has it), then `row << 32 | entry`
+/// (lower first), then the complement of the score's own bits (to give them back unchanged).
 #[inline]
 fn member(s: f32, key: u64) -> u128 {
     // Flip every bit of a negative score, only the sign bit of a positive one (no branch).
     let b = (s + 0.0).to_bits();
     let ord = b ^ (((b as i32 >> 31) as u32) | 1 << 31);
-    (ord as u128) << 96 | ((!key) as u128) << 32 | s.to_bits() as u128
+    (!ord as u128) << 96 | (key as u128) << 32 | !s.to_bits() as u128
 }
 
 impl TopLists {
@@ -194,9 +194,9 @@ impl TopLists {
             return f32::NEG_INFINITY;
         }
         let buf = &mut self.members[i * cap..i * cap + n];
-        let (_, &mut last, _) = buf.select_nth_unstable_by(l - 1, |a, b| b.cmp(a));
+        let (_, &mut last, _) = buf.select_nth_unstable(l - 1);
         self.len[i] = l as u32;
-        f32::from_bits(last as u32)
+        f32::from_bits(!(last as u32))
     }
 
     /// Probe i's list, best first; also cuts its buffer and returns its threshold.
@@ -205,12 +205,12 @@ impl TopLists {
         let cap = 2 * self.l;
         let n = self.len[i] as usize;
         let buf = &mut self.members[i * cap..i * cap + n];
-        buf.sort_unstable_by(|a, b| b.cmp(a));
+        buf.sort_unstable();
         let list = buf
             .iter()
             .map(|&m| Candidate {
-                entry: !(m >> 32) as u32,
-                score: f32::from_bits(m as u32),
+                entry: (m >> 32) as u32,
+                score: f32::from_bits(!(m as u32)),
             })
             .collect();
         (list, thr)

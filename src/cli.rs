@@ -592,9 +592,10 @@ pub struct KernelBenchArgs {
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Kernel to measure [default: the fastest this CPU supports].
+    /// Kernel to measure [default: the fastest this CPU supports]; `avx512f` is a 1:N search kernel
+    /// (with --search only).
     #[arg(long, value_enum)]
-    pub kernel: Option<crate::compare::kernel::Kernel>,
+    pub kernel: Option<BenchKernel>,
     /// Embeddings for the scalar per-pair baseline (kept smaller: it is slow), reported as pairs/s.
     #[arg(long, default_value_t = 4000)]
     pub scalar_n: usize,
@@ -612,6 +613,59 @@ pub struct KernelBenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Measure the 1:N search kernel instead: --probes probes against a gallery of --gallery synthetic
+    /// unit vectors, the top --candidates of each; reports seconds, searches/s, scores/s, GFLOP/s
+    /// (2·probes·gallery·d) and % of the measured FMA peak of the widest instruction set.
+    #[arg(long)]
+    pub search: bool,
+    /// Search: number of probes (with --search only).
+    #[arg(long, default_value_t = 10_000)]
+    pub probes: usize,
+    /// Search: gallery entries (with --search only).
+    #[arg(long, default_value_t = 100_000)]
+    pub gallery: usize,
+    /// Search: candidates kept per probe, L (with --search only).
+    #[arg(long, default_value_t = 50)]
+    pub candidates: usize,
+}
+
+/// A kernel named by `bench --kernel`: the all-pairs kernels ([`crate::compare::kernel::Kernel`]) and,
+/// with `--search`, the 1:N search kernels ([`crate::compare::search::SearchKernel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "kebab-case")]
+pub enum BenchKernel {
+    /// The per-pair reference (`scalar`).
+    Scalar,
+    /// The tiling in portable Rust (`portable-6x16`).
+    Portable,
+    /// AVX2 + FMA intrinsics (`avx2-fma-6x16`).
+    Avx2Fma,
+    /// AVX-512F intrinsics, search only (`avx512f-14x32`).
+    Avx512f,
+}
+
+impl BenchKernel {
+    /// The all-pairs kernel of this name, if there is one.
+    pub fn all_pairs(self) -> Option<crate::compare::kernel::Kernel> {
+        use crate::compare::kernel::Kernel;
+        match self {
+            BenchKernel::Scalar => Some(Kernel::Scalar),
+            BenchKernel::Portable => Some(Kernel::Portable),
+            BenchKernel::Avx2Fma => Some(Kernel::Avx2Fma),
+            BenchKernel::Avx512f => None,
+        }
+    }
+
+    /// The search kernel of this name.
+    pub fn search(self) -> crate::compare::search::SearchKernel {
+        use crate::compare::search::SearchKernel;
+        match self {
+            BenchKernel::Scalar => SearchKernel::Scalar,
+            BenchKernel::Portable => SearchKernel::Portable,
+            BenchKernel::Avx2Fma => SearchKernel::Avx2Fma,
+            BenchKernel::Avx512f => SearchKernel::Avx512f,
+        }
+    }
 }
 
 /// Arguments of `bench-pipeline`.

@@ -1,6 +1,8 @@
 //! `facebias bench`: the machine's measured FMA peak, then the all-pairs kernel on synthetic
 //! embeddings, reported as pairs/s, GFLOP/s (2·d flops a pair) and % of the measured peak, beside the
-//! scalar per-pair baseline run in the same process.
+//! scalar per-pair baseline run in the same process. The 1:N search bench is in
+//! [`super::search_bench`]; both measure against a peak from here ([`widest_fma_peak`] names the
+//! instruction set it used).
 
 use std::time::Instant;
 
@@ -89,6 +91,100 @@ unsafe fn fma_loop_avx2(iters: u64) -> f32 {
     out.iter().sum()
 }
 
+/// The instruction set a measured FMA peak was reached with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeakIsa {
+    /// 16-lane AVX-512F `vfmadd` (24 independent chains a thread).
+    Avx512f,
+    /// 8-lane AVX2 + FMA `vfmadd` (12 independent chains a thread).
+    Avx2,
+    /// `f32::mul_add` in plain Rust (CPUs without either).
+    Portable,
+}
+
+impl PeakIsa {
+    /// The widest FMA this CPU has.
+    pub fn widest() -> PeakIsa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return PeakIsa::Avx512f;
+            }
+            if Kernel::detect() == Kernel::Avx2Fma {
+                return PeakIsa::Avx2;
+            }
+        }
+        PeakIsa::Portable
+    }
+
+    /// The name in bench output (`avx512f`, `avx2`, `portable`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PeakIsa::Avx512f => "avx512f",
+            PeakIsa::Avx2 => "avx2",
+            PeakIsa::Portable => "portable",
+        }
+    }
+}
+
+/// A measured FMA peak and the instruction set it used.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FmaPeak {
+    /// GFLOP/s over all the threads (2 flops an FMA lane).
+    pub gflops: f64,
+    /// The instruction set of the loop.
+    pub isa: PeakIsa,
+}
+
+/// The honest FMA peak of this machine over `threads` threads: the loop of the widest FMA the CPU
+/// has ([`PeakIsa::widest`]: 16-lane AVX-512F where present, so a 16-lane kernel is measured against
+/// a 16-lane peak), best of three runs of ~0.15 s.
+pub fn widest_fma_peak(threads: usize) -> FmaPeak {
+    let isa = PeakIsa::widest();
+    #[cfg(target_arch = "x86_64")]
+    if isa == PeakIsa::Avx512f {
+        let iters: u64 = 40_000_000;
+        let gflops = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads.max(1) {
+                        // SAFETY: AVX-512F was detected at run time (`PeakIsa::widest`).
+                        s.spawn(move || std::hint::black_box(unsafe { fma_loop_avx512(iters) }));
+                    }
+                });
+                let secs = start.elapsed().as_secs_f64();
+                // 24 chains × 16 lanes × 2 flops per iteration.
+                (threads.max(1) as f64 * iters as f64 * 24.0 * 16.0 * 2.0) / secs / 1e9
+            })
+            .fold(0.0, f64::max);
+        return FmaPeak { gflops, isa };
+    }
+    FmaPeak {
+        gflops: fma_peak_gflops(threads),
+        isa,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm512_set1_ps(std::hint::black_box(0.999_999));
+    let c = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(1.0); 24];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a));
+    _mm512_reduce_add_ps(sum)
+}
+
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -105,6 +201,8 @@ pub enum BenchOutcome {
     Cpu(KernelBench),
     /// The GPU kernel, with the CPU kernel as baseline.
     Gpu(GpuKernelBench),
+    /// The 1:N search kernel (`bench --search`).
+    Search(super::search_bench::SearchBench),
 }
 
 /// What `facebias bench` measured.

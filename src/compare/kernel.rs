@@ -218,17 +218,54 @@ struct Line([f32; 16]);
 
 /// A float buffer aligned to 64 bytes, so that the micro-kernel's 32-byte loads never straddle a
 /// cache line (with `Vec<f32>`'s 16-byte alignment one of the two B loads per k did).
-struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     lines: Vec<Line>,
     len: usize,
 }
 
 impl AlignedBuf {
-    fn zeroed(len: usize) -> AlignedBuf {
+    /// `len` zeros, 64-byte aligned.
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
         AlignedBuf {
             lines: vec![Line([0.0; 16]); len.div_ceil(16)],
             len,
         }
+    }
+}
+
+impl AlignedBuf {
+    /// `len` zeros, 64-byte aligned, written by `threads` workers (a large buffer is zeroed in
+    /// parallel, on transparent huge pages where Linux grants them, instead of one `memset`).
+    pub(crate) fn zeroed_parallel(len: usize, threads: usize) -> AlignedBuf {
+        let lines = len.div_ceil(16);
+        let mut v: Vec<Line> = Vec::with_capacity(lines);
+        let spare = &mut v.spare_capacity_mut()[..lines];
+        #[cfg(target_os = "linux")]
+        {
+            const HUGE: usize = 2 << 20;
+            let start = spare.as_mut_ptr() as usize;
+            let (lo, hi) = (
+                start.next_multiple_of(HUGE),
+                (start + lines * 64) / HUGE * HUGE,
+            );
+            if hi > lo {
+                // SAFETY: [lo, hi) lies inside the vector's allocation, which nothing reads yet;
+                // MADV_HUGEPAGE only changes how its untouched pages will be backed.
+                unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+            }
+        }
+        let per = lines.div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            for part in spare.chunks_mut(per) {
+                s.spawn(move || {
+                    part.iter_mut()
+                        .for_each(|l| *l = std::mem::MaybeUninit::new(Line([0.0; 16])))
+                });
+            }
+        });
+        // SAFETY: every one of the `lines` elements was written above (the chunks cover `spare`).
+        unsafe { v.set_len(lines) };
+        AlignedBuf { lines: v, len }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod identify;
 pub mod kernel;
 pub mod search;
+pub mod search_bench;
 pub mod top;
 
 use rayon::prelude::*;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::compare::bench::{BenchOutcome, GpuKernelBench, KernelBench};
+use crate::compare::search_bench::SearchBench;
 use crate::embed::bench::PipelineBench;
 use crate::embed::inspect::ModelInfo;
 use crate::embed::probe::Probe;
@@ -102,6 +103,29 @@ pub fn print_kernel_bench(b: &BenchOutcome) {
     match b {
         BenchOutcome::Cpu(b) => print_cpu_kernel_bench(b),
         BenchOutcome::Gpu(b) => print_gpu_kernel_bench(b),
+        BenchOutcome::Search(b) => print_search_bench(b),
+    }
+}
+
+fn print_search_bench(b: &SearchBench) {
+    println!(
+        "1:N search kernel {}: {} probes x {} gallery entries, d = {}, top {}, {} threads",
+        b.kernel, b.probes, b.gallery, b.dim, b.candidates, b.threads
+    );
+    println!("  runs (s): {}", fmt_runs(&b.seconds));
+    println!(
+        "  median:   {:.3} s  = {:.0} searches/s = {:.3e} scores/s = {:.1} GFLOP/s",
+        b.median_seconds, b.searches_per_second, b.scores_per_second, b.gflops
+    );
+    println!(
+        "  measured FMA peak ({}): {:.1} GFLOP/s on {} threads -> {:.1} % of peak",
+        b.peak_isa.name(),
+        b.peak_gflops,
+        b.threads,
+        b.percent_of_peak
+    );
+    if let Some(m) = b.peak_memory_bytes {
+        println!("  peak memory: {:.1} MiB", m as f64 / (1 << 20) as f64);
     }
 }
 

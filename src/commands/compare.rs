@@ -202,8 +202,9 @@ fn common_manifest(
     Ok((
         path,
         format!(
-            "--common-enrolled: {kept} of {} images were enrolled by every model and all models ran on those only (failures to enrol per model: {})",
+            "--common-enrolled: {kept} of {} images were enrolled by every model and all models ran on those only, listed in {} in this folder (each run's run.json names that file by the path it had while the comparison was written; failures to enrol per model: {})",
             m.samples.len(),
+            report::COMMON_MANIFEST,
             lost.join(", ")
         ),
     ))

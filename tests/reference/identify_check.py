@@ -6,13 +6,18 @@ ranks, embedding rows, labels) + embeddings.npy + run.json (gallery sizes, L, th
 - cmc.csv: rank-k hits per group at the largest gallery;
 - gallery_size.csv: FPIR counts per size and the 1:1 false-match counts (all probe x gallery
   scores >= T at the largest gallery; facebias counts them from its kept lists, so they agree
-  unless the row says `fmr_saturated`), and the prediction s * (1 - (1 - FMR)^N);
+  unless the row says `fmr_saturated`), and the prediction s * (1 - (1 - FMR)^N) from the row's
+  own FMR;
 - implicated.csv: candidates >= T among the top L of non-mated searches, by searcher x candidate group;
 - identification_summary.csv: Max/GeoMean (zero-error groups as 3/n, lower bound) and the Gini
   coefficient (n/(n-1)) recomputed from identification.csv's own counts and flags.
 
-A count may differ only by searches whose deciding score lies within 1e-5 of T or of the score it is
-ranked against (float32 vs float64); those are counted and printed, and must explain any difference.
+A count may differ only by searches (or, for false matches and implicated candidates, pairs) whose
+deciding score lies within 1e-5 of T or of the score it is ranked against (float32 vs float64);
+those are counted and printed, and must explain any difference. Such pairs exist by construction:
+T is the next float32 above the (k+1)-th highest top score, so the pair that set it sits one float32
+step below T, and its float64 score can lie above T (seen on the test's BFW subset: float32
+0.27893344 with one fused multiply-add per dimension, float64 0.2789335398, T 0.27893347).
 Usage: python3 tests/reference/identify_check.py REPORT_DIR   (exit 1 on a mismatch)
 """
 import csv
@@ -130,18 +135,22 @@ def main(d):
     for r in csv.DictReader(open(f"{d}/gallery_size.csv", newline="")):
         t, n = float(r["threshold"]), int(r["gallery_size"])
         n_, e_, b_ = count("fpir", n, 1, t).get((r["attribute"], r["group"]), [0, 0, 0])
-        fm = faced = 0
+        fm = fm_border = faced = 0
         for mated, s, sc in res:
             if mated or sc is None or (r["attribute"], r["group"]) not in groups_of([(a, s[a]) for a in attrs]):
                 continue
             faced += 1
             fm += int(np.sum(sc >= t))
+            fm_border += int(np.sum(np.abs(sc - t) < EPS))
         saturated = r["fmr_saturated"] == "true"
+        got_fm = int(r["false_matches"])
         ok = int(r["searches"]) == n_ and abs(int(r["false_positives"]) - e_) <= b_
         ok &= int(r["comparisons"]) == faced * n_max
-        ok &= int(r["false_matches"]) == fm or (saturated and int(r["false_matches"]) <= fm)
+        # A pair within EPS of T may fall either side in float32 (the threshold is the next float
+        # above a float32 score, so the pair that set it sits right there).
+        ok &= abs(got_fm - fm) <= fm_border or (saturated and got_fm <= fm + fm_border)
         if r["predicted_fpir"] != "" and not saturated and faced:
-            fmr = fm / (faced * n_max)
+            fmr = got_fm / (faced * n_max)
             pred = faced / n_ * (1 - (1 - fmr) ** n)
             ok &= abs(float(r["predicted_fpir"]) - pred) < 1e-9
         checked += 1
@@ -163,18 +172,22 @@ def main(d):
                     continue
                 order = np.lexsort((np.array(g_rows), -sc))[:L]
                 for e in order:
-                    if sc[e] < t:
+                    if sc[e] < t - EPS:
                         continue
+                    border = int(abs(sc[e] - t) < EPS)
                     cand = g_labels[e]
                     for (ga, gv) in groups_of([(a, s[a]) for a in attrs])[1:]:
                         names = ga.split("×")
                         vals = [cand[a] for a in names]
                         cg = "unlabelled" if any(v == "" for v in vals) else "|".join(vals)
-                        c[(ga, gv, cg)] = c.get((ga, gv, cg), 0) + 1
+                        x = c.setdefault((ga, gv, cg), [0, 0])
+                        x[0] += int(sc[e] >= t)
+                        x[1] += border
             imp[t] = c
-        want = imp[t].get((r["attribute"], r["search_group"], r["candidate_group"]), 0)
+        want, border = imp[t].get((r["attribute"], r["search_group"], r["candidate_group"]), [0, 0])
+        borderline += border
         checked += 1
-        if int(r["candidates"]) != want:
+        if abs(int(r["candidates"]) - want) > border:
             bad += 1
             print("MISMATCH implicated", r, "numpy:", want)
 

@@ -1,11 +1,12 @@
-//! `facebias bench-pipeline`: decode + detect + align + embed throughput on a dataset, cache off.
+//! `facebias bench-pipeline`: decode + detect + align + embed throughput on a dataset, cache off,
+//! against the networks' own cost measured first in the same process.
 
 use anyhow::{anyhow, Result};
 
 use super::common;
 use super::model::resolve_model;
 use crate::cli::BenchArgs;
-use crate::embed::bench::PipelineBench;
+use crate::embed::bench::{network_ceiling, PipelineBench};
 use crate::embed::cache::EmbeddingCache;
 use crate::embed::extract::{self, SampleStatus};
 use crate::{manifest, runtime};
@@ -23,6 +24,8 @@ pub fn bench_pipeline(args: &BenchArgs) -> Result<PipelineBench> {
         eprintln!("note: {device_note}");
     }
     cfg.device = device;
+    // The networks alone first, while nothing else runs in this process.
+    let ceiling = network_ceiling(rt, &manifest.samples, &cfg, 64, 5).map_err(|e| anyhow!(e))?;
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let cache = EmbeddingCache::disabled();
@@ -39,5 +42,6 @@ pub fn bench_pipeline(args: &BenchArgs) -> Result<PipelineBench> {
         device.provider(),
         workers,
         runs,
+        ceiling,
     ))
 }

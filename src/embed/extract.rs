@@ -101,12 +101,20 @@ pub struct ExtractTimings {
     pub read_s: f64,
     /// Decoding images.
     pub decode_s: f64,
-    /// Face detection.
+    /// Face detection (the sum of the three parts below).
     pub detect_s: f64,
+    /// Of detection: resizing and laying out the detector's input.
+    pub detect_prepare_s: f64,
+    /// Of detection: the detector network itself (ONNX Runtime's `run` and reading its outputs).
+    pub detect_infer_s: f64,
+    /// Of detection: decoding anchors, NMS, choosing the face.
+    pub detect_post_s: f64,
     /// Alignment and tensor layout.
     pub align_s: f64,
-    /// Embedding inference.
+    /// Embedding inference (batching, the network, normalisation).
     pub embed_s: f64,
+    /// Of embedding: the network itself (ONNX Runtime's `run` and reading its output).
+    pub embed_infer_s: f64,
     /// Wall-clock time of the whole extraction.
     pub wall_s: f64,
 }
@@ -303,7 +311,9 @@ impl Worker<'_> {
             .iter()
             .flat_map(|p| p.tensor.iter().copied())
             .collect();
+        let t_net = Instant::now();
         let raw = self.embedder.run(&input, n)?;
+        self.timings.embed_infer_s += t_net.elapsed().as_secs_f64();
         let dim = raw.len() / n;
         for (p, chunk) in std::mem::take(&mut self.pending)
             .into_iter()
@@ -423,6 +433,12 @@ pub fn extract(
         timings.detect_s += w.timings.detect_s;
         timings.align_s += w.timings.align_s;
         timings.embed_s += w.timings.embed_s;
+        timings.embed_infer_s += w.timings.embed_infer_s;
+        if let Some(d) = &w.detector {
+            timings.detect_prepare_s += d.timings.prepare_s;
+            timings.detect_infer_s += d.timings.infer_s;
+            timings.detect_post_s += d.timings.post_s;
+        }
         dim = dim.max(w.embedder.dim);
         for (i, r) in w.out {
             slots[i] = Some(r);

@@ -3,6 +3,7 @@
 //! choice of the face to keep. Decoding follows `../shared/models/MODELS.md`.
 
 use std::path::Path;
+use std::time::Instant;
 
 use image::RgbImage;
 use serde::Serialize;
@@ -78,26 +79,25 @@ pub struct DetectorInput {
 pub fn prepare(img: &RgbImage, side: u32, max_upscale: f32) -> DetectorInput {
     let (w, h) = (img.width(), img.height());
     let scale = (side as f32 / w.max(h) as f32).min(max_upscale.max(1.0));
-    let resized;
-    let src = if scale != 1.0 {
-        let nw = ((w as f32 * scale).round() as u32).max(1);
-        let nh = ((h as f32 * scale).round() as u32).max(1);
-        resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-        &resized
+    let (sw, sh) = if scale != 1.0 {
+        (
+            ((w as f32 * scale).round() as u32).max(1),
+            ((h as f32 * scale).round() as u32).max(1),
+        )
     } else {
-        img
+        (w, h)
     };
-    let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let width = sw.div_ceil(32) * 32;
-    let height = sh.div_ceil(32) * 32;
+    let width = (sw as usize).div_ceil(32) * 32;
+    let height = (sh as usize).div_ceil(32) * 32;
     let mut data = vec![0.0f32; 3 * width * height];
     let plane = width * height;
-    for (x, y, p) in src.enumerate_pixels() {
-        let i = y as usize * width + x as usize;
-        data[i] = p.0[2] as f32;
-        data[plane + i] = p.0[1] as f32;
-        data[2 * plane + i] = p.0[0] as f32;
-    }
+    // The triangle-filter resize of `image` (byte-identical), written straight into the BGR planes.
+    super::resize::triangle_each(img, sw, sh, |x, y, p| {
+        let i = y * width + x;
+        data[i] = p[2] as f32;
+        data[plane + i] = p[1] as f32;
+        data[2 * plane + i] = p[0] as f32;
+    });
     DetectorInput {
         data,
         height,
@@ -203,10 +203,23 @@ pub fn select(faces: &[Face], w: u32, h: u32, how: FaceSelect) -> Option<Face> {
         .min_by(|a, b| key(a).total_cmp(&key(b)))
 }
 
+/// Seconds a [`Detector`] has spent in each part of [`Detector::detect`], summed over its calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DetectTimings {
+    /// Resizing the image and laying it out as the network's input ([`prepare`]).
+    pub prepare_s: f64,
+    /// The network itself: ONNX Runtime's `run` and reading its 12 outputs.
+    pub infer_s: f64,
+    /// Decoding anchors, NMS and choosing the face.
+    pub post_s: f64,
+}
+
 /// A YuNet detector session (dynamic input size model).
 pub struct Detector {
     session: ort::session::Session,
     config: DetectorConfig,
+    /// Time spent so far in each part of detection.
+    pub timings: DetectTimings,
 }
 
 const OUTPUT_NAMES: [[&str; 4]; 3] = [
@@ -241,12 +254,43 @@ impl Detector {
                 session.inputs().len()
             ));
         }
-        Ok(Detector { session, config })
+        Ok(Detector {
+            session,
+            config,
+            timings: DetectTimings::default(),
+        })
     }
 
     /// Detects faces in `img` and returns the one chosen by the configured [`FaceSelect`], or `None`.
     pub fn detect(&mut self, img: &RgbImage) -> Result<Option<Face>, String> {
+        let t = Instant::now();
         let input = prepare(img, self.config.side, self.config.max_upscale);
+        self.timings.prepare_s += t.elapsed().as_secs_f64();
+        let (score_threshold, nms_iou, how) = (
+            self.config.score_threshold,
+            self.config.nms_iou,
+            self.config.select,
+        );
+        let mut post_s = 0.0;
+        let face = self.infer(&input, |raw| {
+            let t = Instant::now();
+            let faces = decode(raw, input.width, input.height, input.scale, score_threshold);
+            let face = select(&nms(faces, nms_iou), img.width(), img.height(), how);
+            post_s = t.elapsed().as_secs_f64();
+            face
+        })?;
+        self.timings.post_s += post_s;
+        Ok(face)
+    }
+
+    /// Runs the network on a prepared input and hands its outputs to `then`; the network's own time
+    /// (`run` and reading the outputs, not `then`) is added to [`DetectTimings::infer_s`].
+    pub fn infer<R>(
+        &mut self,
+        input: &DetectorInput,
+        then: impl FnOnce(&RawOutputs) -> R,
+    ) -> Result<R, String> {
+        let t = Instant::now();
         let tensor = ort::value::TensorRef::from_array_view((
             [1usize, 3, input.height, input.width],
             &input.data[..],
@@ -271,20 +315,13 @@ impl Detector {
                 [slices[8], slices[9], slices[10], slices[11]],
             ],
         };
-        let faces = decode(
-            &raw,
-            input.width,
-            input.height,
-            input.scale,
-            self.config.score_threshold,
-        );
-        let faces = nms(faces, self.config.nms_iou);
-        Ok(select(
-            &faces,
-            img.width(),
-            img.height(),
-            self.config.select,
-        ))
+        self.timings.infer_s += t.elapsed().as_secs_f64();
+        Ok(then(&raw))
+    }
+
+    /// The settings this detector was opened with.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
     }
 }
 
@@ -365,5 +402,27 @@ mod tests {
         let crop = RgbImage::new(108, 124);
         let input = prepare(&crop, 640, 2.5);
         assert_eq!((input.width, input.height, input.scale), (288, 320, 2.5));
+    }
+
+    #[test]
+    fn prepare_holds_images_triangle_resize_in_bgr_planes() {
+        let crop = RgbImage::from_fn(108, 124, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (255 - x - y) as u8])
+        });
+        let input = prepare(&crop, 640, 2.5);
+        let want = image::imageops::resize(&crop, 270, 310, image::imageops::FilterType::Triangle);
+        let plane = input.width * input.height;
+        for (x, y, p) in want.enumerate_pixels() {
+            let i = y as usize * input.width + x as usize;
+            let got = [
+                input.data[2 * plane + i],
+                input.data[plane + i],
+                input.data[i],
+            ];
+            assert_eq!(got, p.0.map(|v| v as f32), "pixel ({x}, {y})");
+        }
+        // Padding stays zero: column 270 onwards and row 310 onwards.
+        assert_eq!(input.data[270], 0.0);
+        assert_eq!(input.data[310 * input.width], 0.0);
     }
 }

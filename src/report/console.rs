@@ -90,10 +90,31 @@ pub fn print_pipeline_bench(b: &PipelineBench) {
         "  median:   {:.3} s = {:.1} images/s",
         b.median_seconds, b.images_per_second
     );
+    let c = &b.ceiling;
+    println!(
+        "  networks alone (1 thread, {} images, median of {} passes): detector {:.2} ms + embedder {:.2} ms an image",
+        c.images, c.passes, c.detector_ms, c.embedder_ms
+    );
+    println!(
+        "  inference ceiling on {} workers: {:.1} images/s; this run reaches {:.1} % of it",
+        c.workers,
+        c.images_per_second,
+        100.0 * b.share_of_ceiling
+    );
     let s = &b.stages;
+    let per = |x: f64| 1000.0 * x / b.images as f64;
     println!(
         "  stage time summed over workers (s): read {:.2}, decode {:.2}, detect {:.2}, align {:.2}, embed {:.2}",
         s.read_s, s.decode_s, s.detect_s, s.align_s, s.embed_s
+    );
+    println!(
+        "  per image (ms): detect {:.2} = prepare {:.2} + network {:.2} + decode/NMS {:.2}; embed {:.2} (network {:.2})",
+        per(s.detect_s),
+        per(s.detect_prepare_s),
+        per(s.detect_infer_s),
+        per(s.detect_post_s),
+        per(s.embed_s),
+        per(s.embed_infer_s)
     );
     println!("  failures to enrol: {}", b.failures);
 }

@@ -132,13 +132,13 @@ pub fn search(
     if np == 0 {
         return Ok(lists);
     }
-    if np > (u32::MAX as usize) - TILE || dim > u32::MAX as usize {
-        return Err(GpuError::Input(format!(
-            "{np} probes of {dim} dimensions exceed the GPU search's 32-bit indices; use --device cpu"
-        )));
-    }
     let pp = np.div_ceil(TILE) * TILE;
     let gp = n.div_ceil(4).max(1) * 4;
+    if pp > u32::MAX as usize || gp > u32::MAX as usize || dim > u32::MAX as usize {
+        return Err(GpuError::Input(format!(
+            "{np} probes and {n} gallery entries of {dim} dimensions exceed the GPU search's 32-bit indices; use --device cpu"
+        )));
+    }
     // l on the device: a chunk's list never needs more than the chunk's entries.
     let ld = l.min(opts.entries_per_block.max(1)).min(n.max(1));
     let cap = 2 * ld + TILE;
@@ -250,6 +250,7 @@ pub fn search(
                         )));
                     }
                     let mut prev: Option<Candidate> = None;
+                    let mut chunk = Vec::with_capacity(m);
                     for i in 0..m {
                         let c = Candidate {
                             entry: u32_at(&entries, list * ld + i),
@@ -268,11 +269,10 @@ pub fn search(
                             )));
                         }
                         prev = Some(c);
-                        top[p].push(c);
+                        chunk.push(c);
                     }
                     if m > 0 {
-                        top[p].sort_by(order);
-                        top[p].truncate(l);
+                        top[p] = merge(&top[p], &chunk, l, &order);
                     }
                 }
             }
@@ -288,6 +288,28 @@ pub fn search(
         acc.free(p);
     }
     result.map(|()| lists)
+}
+
+/// The best `l` of two lists sorted in `order` (distinct entries), in order: a linear merge.
+fn merge(
+    a: &[Candidate],
+    b: &[Candidate],
+    l: usize,
+    order: &dyn Fn(&Candidate, &Candidate) -> std::cmp::Ordering,
+) -> Vec<Candidate> {
+    let mut out = Vec::with_capacity(l.min(a.len() + b.len()));
+    let (mut i, mut j) = (0, 0);
+    while out.len() < l && (i < a.len() || j < b.len()) {
+        let take_a = j == b.len() || (i < a.len() && order(&a[i], &b[j]).is_lt());
+        if take_a {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -326,6 +348,23 @@ mod tests {
             vec![(0, 2, 1), (2, 3, 1)]
         );
         assert!(items(0, &[3], 2).is_empty());
+    }
+
+    #[test]
+    fn merge_keeps_the_best_l_in_order() {
+        let c = |entry, score| Candidate { entry, score };
+        let order = |x: &Candidate, y: &Candidate| {
+            y.score
+                .partial_cmp(&x.score)
+                .unwrap()
+                .then(x.entry.cmp(&y.entry))
+        };
+        let a = [c(4, 0.9), c(1, 0.5), c(0, 0.1)];
+        let b = [c(7, 0.7), c(2, 0.5), c(9, 0.5)];
+        let got = merge(&a, &b, 4, &order);
+        assert_eq!(got, vec![c(4, 0.9), c(7, 0.7), c(1, 0.5), c(2, 0.5)]);
+        assert_eq!(merge(&a, &[], 9, &order), a.to_vec());
+        assert_eq!(merge(&[], &b, 1, &order), vec![c(7, 0.7)]);
     }
 
     #[test]

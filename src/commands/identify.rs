@@ -1,6 +1,7 @@
 //! `facebias identify`: 1:N identification — load the searched dataset and any distractors
 //! ([`crate::manifest::gallery`]), split into gallery and searches ([`crate::manifest::split`]),
-//! embed, search every nested gallery size ([`crate::compare::identify`]), analyse
+//! embed, search every nested gallery size ([`crate::compare::identify`], on the CPU or, with
+//! `--device`, the GPU: the same lists), analyse
 //! ([`crate::metrics::identification::analysis`]) and write the report
 //! ([`crate::report::identification`]).
 

@@ -165,8 +165,8 @@ pub struct ExecArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Where the work runs: cpu, cuda, cuda:N, or auto. Embedding runs on ONNX Runtime's CUDA execution
-    /// provider (needs the onnxruntime-gpu wheel's library); the comparison kernel runs on the GPU
-    /// through the NVIDIA driver and NVRTC (the nvidia-cuda-nvrtc wheel). `auto` uses the GPU for each
+    /// provider (needs the onnxruntime-gpu wheel's library); the comparison kernel (and identify's
+    /// search) runs on the GPU through the NVIDIA driver and NVRTC (the nvidia-cuda-nvrtc wheel). `auto` uses the GPU for each
     /// stage that can, else the CPU, with a note in run.json; `cuda` stops at once when a stage cannot.
     #[arg(long, default_value = "cpu", value_parser = |s: &str| s.parse::<crate::runtime::Device>())]
     pub device: crate::runtime::Device,

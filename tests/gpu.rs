@@ -6,6 +6,8 @@
 //! - the same kernel source, compiled by g++ with the shim in tests/gpu_emulator/ and run with one CPU
 //!   thread per CUDA thread, gives histograms and mated scores bit-identical to the CPU kernel through
 //!   the real host code (`compare::gpu::all_pairs`, batching, flushes, shards, the bootstrap pass);
+//! - the 1:N search kernel, run the same way through `compare::gpu::search::search`, returns candidate
+//!   lists equal bit for bit to the CPU's scalar reference search (ties, NaN, nested sizes, L edges);
 //! - on a machine with an NVIDIA GPU, the device gives the same bits (skipped with a message when no
 //!   GPU is present, unless FACEBIAS_REQUIRE_GPU=1).
 
@@ -37,7 +39,13 @@ fn nvrtc_compiles_the_kernels_for_every_target_generation() {
         let cubin = nv.compile_cubin(gpu::SOURCE, arch).unwrap();
         assert_eq!(&cubin[..4], b"\x7fELF", "sm_{arch}: a CUBIN is an ELF file");
         // The symbol table names every kernel the host launches.
-        for k in ["fb_tiles_f32", "fb_tiles_bf16", "fb_tiles_f16", "fb_flush"] {
+        for k in [
+            "fb_tiles_f32",
+            "fb_tiles_bf16",
+            "fb_tiles_f16",
+            "fb_flush",
+            "fb_search_f32",
+        ] {
             assert!(
                 cubin.windows(k.len()).any(|w| w == k.as_bytes()),
                 "sm_{arch} CUBIN lacks {k}"
@@ -863,4 +871,282 @@ fn real_embeddings_bit_identical_in_fp32_and_bounded_in_reduced_precision() {
         );
         assert!(drift.moved_at_least <= moved);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The 1:N search kernel.
+
+use facebias::compare::gpu::search::{self as gpu_search, SearchOptions};
+use facebias::compare::search::{search_with, Candidate, SearchKernel};
+
+/// A search job with ties: `probes` × `gallery` entries of `dim` values on a grid of 1/8 (so many
+/// scores are exactly equal), a quarter of the gallery repeating earlier entries, a few rows tied
+/// (the entry breaks those), one NaN entry and one NaN probe when there are enough.
+fn search_data(
+    probes: usize,
+    gallery: usize,
+    dim: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let grid = |next: &mut dyn FnMut() -> u64| ((next() % 9) as f32 - 4.0) / 8.0;
+    let mut p: Vec<f32> = (0..probes * dim).map(|_| grid(&mut next)).collect();
+    let mut g: Vec<f32> = Vec::with_capacity(gallery * dim);
+    for e in 0..gallery {
+        if e > 4 && next() % 4 == 0 {
+            let src = (next() % e as u64) as usize;
+            let copy: Vec<f32> = g[src * dim..(src + 1) * dim].to_vec();
+            g.extend(copy);
+        } else {
+            g.extend((0..dim).map(|_| grid(&mut next)));
+        }
+    }
+    if gallery > 10 {
+        g[7 * dim] = f32::NAN;
+    }
+    if probes > 3 {
+        p[2 * dim + dim / 2] = f32::NAN;
+    }
+    // Tie-break rows: a shuffled permutation, with every tenth entry sharing its neighbour's row.
+    let mut rows: Vec<u32> = (0..gallery as u32).map(|r| r * 3 + 1).collect();
+    for i in (1..gallery).rev() {
+        rows.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    for e in (10..gallery).step_by(10) {
+        rows[e] = rows[e - 1];
+    }
+    (p, g, rows)
+}
+
+fn assert_same_lists(got: &[Vec<Vec<Candidate>>], want: &[Vec<Vec<Candidate>>], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: probes");
+    for (p, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what}: probe {p} sizes");
+        for (si, (gl, wl)) in g.iter().zip(w).enumerate() {
+            let bits = |l: &[Candidate]| -> Vec<(u32, u32)> {
+                l.iter().map(|c| (c.entry, c.score.to_bits())).collect()
+            };
+            assert_eq!(bits(gl), bits(wl), "{what}: probe {p}, size #{si}");
+        }
+    }
+}
+
+/// One search case: `(probes, gallery, dim, sizes, L, entries per block, blocks per launch)`.
+type SearchCase<'a> = (usize, usize, usize, &'a [usize], usize, usize, usize);
+
+/// Lists of the GPU search (emulated or on a device) against the scalar CPU reference for each case.
+fn search_parity(acc: &mut dyn Accelerator, cases: &[SearchCase]) {
+    for (i, &(np, ng, dim, sizes, l, per_block, per_launch)) in cases.iter().enumerate() {
+        let (p, g, rows) = search_data(np, ng, dim, 90 + i as u64);
+        let what = format!(
+            "probes={np} gallery={ng} dim={dim} sizes={sizes:?} L={l} entries/block={per_block} blocks/launch={per_launch}"
+        );
+        let want = search_with(&p, &g, &rows, dim, sizes, l, SearchKernel::Scalar, 2).unwrap();
+        let opts = SearchOptions {
+            entries_per_block: per_block,
+            blocks_per_launch: per_launch,
+        };
+        let got = gpu_search::search(acc, &p, &g, &rows, dim, sizes, l, opts).unwrap();
+        assert_same_lists(&got, &want, &what);
+        // Not vacuous: the lists are as long as the sizes allow (one NaN entry and the NaN probe
+        // aside), and ties on the score were there to break.
+        for (pi, lists) in want.iter().enumerate() {
+            for (si, list) in lists.iter().enumerate() {
+                let nan_entry = usize::from(ng > 10 && sizes[si] > 7);
+                let expect = if np > 3 && pi == 2 {
+                    0
+                } else {
+                    l.min(sizes[si] - nan_entry)
+                };
+                assert_eq!(
+                    list.len(),
+                    expect,
+                    "{what}: probe {pi} size #{si} list length"
+                );
+            }
+        }
+        let ties = want
+            .iter()
+            .flat_map(|lists| lists.last())
+            .filter(|list| list.windows(2).any(|w| w[0].score == w[1].score))
+            .count();
+        assert!(
+            ties > 0 || l == 1 || ng < 3,
+            "{what}: no tied scores in any list"
+        );
+    }
+}
+
+#[test]
+fn emulated_search_lists_equal_the_scalar_search_bit_for_bit() {
+    let mut emu = Emulator::default();
+    // Probes around the 128-probe tile, galleries around the 128-entry tile and the chunk, dims around
+    // the 8-wide k step, nested sizes on and off the tile and chunk edges, L = 1, L > a chunk,
+    // L ≥ the gallery; chunks of 128 and 256 entries; one block per launch (batching) and many.
+    search_parity(
+        &mut emu,
+        &[
+            (1, 1, 1, &[1], 1, 4096, 4096),
+            (3, 20, 7, &[5, 20], 50, 4096, 4096),
+            (127, 300, 8, &[1, 100, 255, 300], 5, 128, 4096),
+            (129, 257, 9, &[128, 129, 257], 1, 256, 1),
+            (128, 600, 17, &[256, 600], 300, 256, 3),
+            (40, 600, 16, &[600], 700, 256, 4096),
+            (130, 400, 130, &[33, 400], 12, 128, 2),
+            (5, 1200, 3, &[1, 2, 1199, 1200], 4, 1024, 4096),
+            // One or two dimensions: a handful of distinct scores, so the L-th place is a tie
+            // decided by the rows, again and again after each cut.
+            (20, 1000, 1, &[10, 500, 1000], 5, 256, 4096),
+            (20, 1000, 2, &[1000], 8, 1024, 4096),
+        ],
+    );
+    assert!(emu.buffers.is_empty(), "every device buffer is freed");
+}
+
+#[test]
+fn emulated_search_cuts_candidate_buffers_exactly_when_every_entry_is_admitted() {
+    // Rising scores: every new entry beats all before it, so every entry is admitted and each probe's
+    // buffer is cut after every 128-entry tile (L = 3: more than 2L = 6 admitted). Falling scores:
+    // only the first tile's entries are ever admitted. Then a plateau of equal scores, where only the
+    // tie-break rows decide (rows reversed against the entries).
+    let dim = 4;
+    let n = 1024;
+    let rising: Vec<f32> = (0..n)
+        .flat_map(|e| [e as f32 / 1024.0, 0.5, 0.0, 0.25])
+        .collect();
+    let falling: Vec<f32> = (0..n)
+        .flat_map(|e| [(n - e) as f32 / 1024.0, 0.5, 0.0, 0.25])
+        .collect();
+    let plateau: Vec<f32> = (0..n).flat_map(|_| [0.5, 0.5, 0.0, 0.25]).collect();
+    let probes: Vec<f32> = (0..130)
+        .flat_map(|i| [1.0, i as f32 / 128.0, 0.0, 1.0])
+        .collect();
+    let up: Vec<u32> = (0..n as u32).collect();
+    let down: Vec<u32> = (0..n as u32).rev().collect();
+    let mut emu = Emulator::default();
+    for (name, g, rows) in [
+        ("rising", &rising, &up),
+        ("falling", &falling, &up),
+        ("plateau, rows reversed", &plateau, &down),
+    ] {
+        for (sizes, l) in [
+            (&[1024usize][..], 3),
+            (&[100, 700, 1024][..], 1),
+            (&[500, 1024][..], 51),
+        ] {
+            let want =
+                search_with(&probes, g, rows, dim, sizes, l, SearchKernel::Scalar, 2).unwrap();
+            let opts = SearchOptions {
+                entries_per_block: 1024,
+                blocks_per_launch: 4096,
+            };
+            let got = gpu_search::search(&mut emu, &probes, g, rows, dim, sizes, l, opts).unwrap();
+            assert_same_lists(&got, &want, &format!("{name}, sizes {sizes:?}, L={l}"));
+        }
+    }
+    // The rising gallery's top 3 of all 1,024 is its last three entries.
+    let got = gpu_search::search(
+        &mut emu,
+        &probes,
+        &rising,
+        &up,
+        dim,
+        &[1024],
+        3,
+        SearchOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        got[0][0].iter().map(|c| c.entry).collect::<Vec<_>>(),
+        vec![1023, 1022, 1021]
+    );
+    // The plateau with reversed rows: the highest entries have the lowest rows.
+    let got = gpu_search::search(
+        &mut emu,
+        &probes,
+        &plateau,
+        &down,
+        dim,
+        &[1024],
+        2,
+        SearchOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        got[5][0].iter().map(|c| c.entry).collect::<Vec<_>>(),
+        vec![1023, 1022]
+    );
+    assert!(emu.buffers.is_empty());
+}
+
+#[test]
+fn emulated_search_counts_its_launches_and_refuses_bad_input_by_name() {
+    // 130 probes (2 tiles) × 300 entries in chunks of 128 (3 chunks) = 6 items; 4 per launch → 2 launches.
+    let (p, g, rows) = search_data(130, 300, 8, 1);
+    let mut emu = Emulator::default();
+    let opts = SearchOptions {
+        entries_per_block: 128,
+        blocks_per_launch: 4,
+    };
+    gpu_search::search(&mut emu, &p, &g, &rows, 8, &[300], 5, opts).unwrap();
+    assert_eq!(emu.launches, 2);
+    // No probes: no launch, no list; an empty size: an empty list.
+    let none = gpu_search::search(&mut emu, &[], &g, &rows, 8, &[300], 5, opts).unwrap();
+    assert!(none.is_empty());
+    let empty = gpu_search::search(&mut emu, &p[..8], &g, &rows, 8, &[0, 2], 5, opts).unwrap();
+    assert_eq!(empty[0][0], Vec::new());
+    assert_eq!(empty[0][1].len(), 2);
+    assert_eq!(emu.launches, 3);
+    // The CPU search's own checks, with its messages.
+    let e = gpu_search::search(&mut emu, &p, &g, &rows, 8, &[301], 5, opts).unwrap_err();
+    assert!(
+        e.to_string().contains("at most the gallery's 300 entries"),
+        "{e}"
+    );
+    let e = gpu_search::search(&mut emu, &p, &g, &rows, 8, &[300], 0, opts).unwrap_err();
+    assert!(e.to_string().contains("at least 1"), "{e}");
+    assert!(emu.buffers.is_empty());
+}
+
+#[test]
+fn on_device_search_is_bit_identical_to_the_cpu() {
+    let mut dev = match CudaDevice::open(0) {
+        Ok(d) => d,
+        Err(e) if !required("FACEBIAS_REQUIRE_GPU") => {
+            visible_note!(
+                "SKIPPED on_device_search_is_bit_identical_to_the_cpu (no CUDA device here): {e}"
+            );
+            return;
+        }
+        Err(e) => panic!("FACEBIAS_REQUIRE_GPU=1 but {e}"),
+    };
+    eprintln!("device: {}", dev.describe());
+    let d = 4096;
+    search_parity(
+        &mut dev,
+        &[
+            (1000, 20_000, 128, &[1000, 5000, 20_000], 51, d, 4096),
+            (300, 9000, 512, &[9000], 51, d, 7),
+            (129, 3000, 67, &[1, 1500, 3000], 1, 1024, 4096),
+            (77, 700, 9, &[700], 800, d, 4096),
+        ],
+    );
+}
+
+#[test]
+fn the_device_search_checks_pass_on_the_emulator() {
+    // The device test's shapes, at emulator sizes: so that test is known to be right.
+    search_parity(
+        &mut Emulator::default(),
+        &[
+            (200, 700, 40, &[100, 300, 700], 51, 256, 4096),
+            (77, 300, 9, &[300], 400, 4096, 4096),
+        ],
+    );
 }

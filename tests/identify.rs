@@ -44,11 +44,13 @@ fn identify_splits_searches_and_counts_what_numpy_recounts() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = bfw_subset(dir.path(), 4, 3); // 8 groups × 4 subjects × 3 images = 96
     let extra = distractors(dir.path(), &manifest, 40, 24);
-    let run = |name: &str| {
+    let run = |name: &str, device: &str| {
         let out = dir.path().join(name);
         facebias(dir.path())
             .args([
                 "identify",
+                "--device",
+                device,
                 "--quiet",
                 "--candidates",
                 "5",
@@ -69,9 +71,19 @@ fn identify_splits_searches_and_counts_what_numpy_recounts() {
             .success();
         out
     };
-    let out = run("a");
+    let out = run("a", "cpu");
     let rec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    // Where it ran: the CPU, as asked, so no note.
+    assert_eq!(
+        rec["runtime"]["execution_provider"],
+        serde_json::json!("CPUExecutionProvider")
+    );
+    assert_eq!(rec["search"]["device_note"], serde_json::json!(""));
+    assert!(rec["search"]["device"]
+        .as_str()
+        .unwrap()
+        .starts_with("cpu ("));
     let p = &rec["protocol"];
     // Half of each group's 4 subjects enrolled: 16 gallery images (one each), their other 2 images
     // are 32 mated searches; the 16 others' 48 images are non-mated searches.
@@ -160,8 +172,39 @@ fn identify_splits_searches_and_counts_what_numpy_recounts() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(said.contains(" 0 mismatches"), "{said}");
-    // Seeded: a second run writes the same files.
-    let b = run("b");
+    // `--device auto` searches on the GPU when there is one (bit-identical lists, the embeddings
+    // coming from the cache) and otherwise falls back to the CPU and says so in run.json; either way
+    // the results are the same files (index.html embeds run.json, so it differs by the note).
+    let c = run("c", "auto");
+    for f in [
+        "samples.csv",
+        "candidates.csv",
+        "identification.csv",
+        "summary.md",
+    ] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(c.join(f)).unwrap(),
+            "--device auto: {f}"
+        );
+    }
+    let rec_c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.join("run.json")).unwrap()).unwrap();
+    let search = &rec_c["search"];
+    let on_gpu = search["kernel"] == serde_json::json!(facebias::compare::gpu::search::KERNEL_NAME);
+    if facebias::compare::gpu::cuda::probe().is_err() {
+        assert!(!on_gpu, "no driver here, yet the search ran on a GPU");
+    }
+    if !on_gpu {
+        assert_eq!(search["kernel"], rec["search"]["kernel"]);
+        let note = search["device_note"].as_str().unwrap();
+        assert!(
+            note.starts_with("search on the CPU: ") && note.contains("--device cpu"),
+            "{note}"
+        );
+    }
+    // Seeded: a second run with the same flags writes the same files.
+    let b = run("b", "cpu");
     for f in [
         "samples.csv",
         "candidates.csv",
@@ -255,6 +298,36 @@ fn identify_refuses_bad_gallery_inputs_by_name() {
         err.contains("--target-fpir 0.01") && err.contains("cannot resolve"),
         "{err}"
     );
+}
+
+#[test]
+fn identify_device_cuda_without_a_gpu_stops_naming_the_flag_and_the_fix() {
+    if facebias::compare::gpu::cuda::probe().is_ok_and(|n| n > 0) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED identify_device_cuda_without_a_gpu: this machine has a GPU"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    for device in ["cuda", "cuda:1"] {
+        let a = facebias(dir.path())
+            .args(["identify", "--quiet", "--device", device, "--dataset"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(dir.path().join("x"))
+            .assert()
+            .failure();
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        let n = device.strip_prefix("cuda:").unwrap_or("0");
+        assert!(
+            err.contains(&format!("--device cuda:{n}")) && err.contains("use --device cpu"),
+            "{device}: {err}"
+        );
+        assert!(!dir.path().join("x").exists(), "nothing written");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `facebias identify`: 1:N identification — load the searched dataset and any distractors
 //! ([`crate::manifest::gallery`]), split into gallery and searches ([`crate::manifest::split`]),
-//! embed, search every nested gallery size ([`crate::compare::identify`]), analyse
+//! embed, search every nested gallery size ([`crate::compare::identify`], on the CPU or, with
+//! `--device`, the GPU: the same lists), analyse
 //! ([`crate::metrics::identification::analysis`]) and write the report
 //! ([`crate::report::identification`]).
 
@@ -12,6 +13,7 @@ use anyhow::{anyhow, bail, Result};
 use super::common;
 use super::model::resolve_model;
 use crate::cli::IdentifyArgs;
+use crate::compare::backend::SearchBackend;
 use crate::compare::identify::{self as search_stage, Inputs};
 use crate::embed::extract;
 use crate::manifest::gallery;
@@ -21,7 +23,7 @@ use crate::metrics::identification::analysis::{self, Options};
 use crate::metrics::identification::implicated::entry_labels;
 use crate::metrics::identification::overlap;
 use crate::metrics::identification::table::Bootstrap;
-use crate::report::identification::{self as report, Headline, Protocol};
+use crate::report::identification::{self as report, Devices, Headline, Protocol};
 use crate::{manifest, runtime};
 
 /// `facebias identify`.
@@ -80,6 +82,20 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
         !args.exec.quiet,
     );
     cfg.max_pixels = args.exec.max_image_pixels;
+    // `--device` as in `run`: the embedding's execution provider, then the search device, opened (and
+    // its kernels compiled) before the long embedding stage.
+    let (embed_device, embed_note) =
+        runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
+    cfg.device = embed_device;
+    let (mut backend, search_note) =
+        SearchBackend::select(args.exec.device, rayon::current_num_threads())?;
+    let devices = Devices {
+        execution_provider: cfg.device.provider(),
+        embed_note,
+        search_kernel: backend.kernel_name(),
+        search_device: backend.describe(),
+        search_note,
+    };
     let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;
     let t_embed = Instant::now();
     let ex = extract::extract(rt, &all.samples, &cfg, &cache).map_err(|e| anyhow!(e))?;
@@ -97,7 +113,14 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
     };
     let t_search = Instant::now();
     let keep = args.candidates + 1;
-    let screen = screen_overlap(&inputs, &all, &distractors, keep, !args.keep_overlap)?;
+    let screen = screen_overlap(
+        &mut backend,
+        &inputs,
+        &all,
+        &distractors,
+        keep,
+        !args.keep_overlap,
+    )?;
     let inputs = Inputs {
         split: &screen.split,
         ..inputs
@@ -105,8 +128,8 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
     let (entries, mates) = search_stage::enrolled_gallery(&inputs);
     let sizes = gallery::sizes(args.gallery_sizes.as_deref(), mates, entries.len())
         .map_err(|e| anyhow!(e))?;
-    let searched_run =
-        search_stage::run(&inputs, entries, mates, sizes, keep).map_err(|e| anyhow!(e))?;
+    let searched_run = search_stage::run(&mut backend, &inputs, entries, mates, sizes, keep)
+        .map_err(|e| anyhow!(e))?;
     let search_s = t_search.elapsed().as_secs_f64();
     let gs = groups::groupings(&partition);
     let values: Vec<Vec<String>> = searched_run
@@ -160,6 +183,7 @@ pub fn write_into(args: &IdentifyArgs, dir: &Path) -> Result<(serde_json::Value,
             ("metrics", metrics_s),
             ("total", t0.elapsed().as_secs_f64()),
         ],
+        devices: &devices,
     };
     report::write(dir, &proto, &a).map_err(|e| anyhow!(e))
 }
@@ -206,6 +230,7 @@ pub struct Screen {
 /// Searches the gallery of mates and the whole gallery once, flags suspected same-person pairs, and
 /// (when `drop`) removes the flagged distractor identities from the gallery.
 fn screen_overlap(
+    backend: &mut SearchBackend,
     inputs: &Inputs,
     all: &manifest::Manifest,
     distractors: &gallery::Distractors,
@@ -225,7 +250,8 @@ fn screen_overlap(
     }
     let mut sizes = vec![mates, entries.len()];
     sizes.dedup();
-    let first = search_stage::run(inputs, entries, mates, sizes, keep).map_err(|e| anyhow!(e))?;
+    let first =
+        search_stage::run(backend, inputs, entries, mates, sizes, keep).map_err(|e| anyhow!(e))?;
     let Some(t_o) = overlap::screening_threshold(&first.searches, 0) else {
         return Ok(Screen {
             pairs: Vec::new(),

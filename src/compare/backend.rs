@@ -1,9 +1,12 @@
 //! Where the comparison stage runs: the CPU kernel or the GPU kernel, chosen from `--device` and
 //! `--precision`, behind one interface with the contracts of [`super::kernel::all_pairs`] and
 //! [`super::kernel::high_pairs`].
+//! [`SearchBackend`] does the same for the 1:N search ([`super::search::search`]'s contract).
 
+use super::gpu::search::SearchOptions;
 use super::gpu::{self, cuda::CudaDevice, GpuError, GpuOptions, Precision};
 use super::kernel::{self, AllPairs, Kernel, Shard};
+use super::search::{self, Candidate, SearchKernel};
 use crate::runtime::Device;
 
 /// A comparison backend.
@@ -169,6 +172,88 @@ impl Backend {
     }
 }
 
+/// Where the 1:N search runs: the CPU search kernel or the GPU search, chosen from `--device`, behind
+/// the contract of [`super::search::search`] (the same lists, bit for bit, either way).
+#[derive(Debug)]
+pub enum SearchBackend {
+    /// The fastest CPU search kernel on `threads` threads.
+    Cpu {
+        /// The kernel.
+        kernel: SearchKernel,
+        /// Worker threads.
+        threads: usize,
+    },
+    /// The GPU search on one device.
+    Cuda {
+        /// The opened device with its kernels loaded.
+        device: Box<CudaDevice>,
+        /// Launch settings.
+        opts: SearchOptions,
+    },
+}
+
+impl SearchBackend {
+    /// Chooses the search backend for `--device`, as [`Backend::select`] does for the comparison: `cpu`
+    /// the CPU, `cuda`/`cuda:N` that GPU or an error saying what to install, `auto` the first GPU or
+    /// else the CPU with a note for run.json (empty otherwise).
+    pub fn select(device: Device, threads: usize) -> Result<(SearchBackend, String), GpuError> {
+        let cpu = SearchBackend::Cpu {
+            kernel: SearchKernel::detect(),
+            threads,
+        };
+        let cuda = |d: CudaDevice| SearchBackend::Cuda {
+            device: Box::new(d),
+            opts: SearchOptions::default(),
+        };
+        match device {
+            Device::Cpu => Ok((cpu, String::new())),
+            Device::Cuda(n) => Ok((cuda(CudaDevice::open(n.max(0) as u32)?), String::new())),
+            Device::Auto => match CudaDevice::open(0) {
+                Ok(d) => Ok((cuda(d), String::new())),
+                Err(e) => Ok((cpu, format!("search on the CPU: {e}"))),
+            },
+        }
+    }
+
+    /// The kernel name recorded in run.json.
+    pub fn kernel_name(&self) -> &'static str {
+        match self {
+            SearchBackend::Cpu { kernel, .. } => kernel.name(),
+            SearchBackend::Cuda { .. } => gpu::search::KERNEL_NAME,
+        }
+    }
+
+    /// The device in words.
+    pub fn describe(&self) -> String {
+        match self {
+            SearchBackend::Cpu { threads, .. } => format!("cpu ({threads} threads)"),
+            SearchBackend::Cuda { device, .. } => gpu::Accelerator::describe(device.as_ref()),
+        }
+    }
+
+    /// The top `l` candidates of every probe at every gallery size ([`super::search::search`]'s
+    /// arguments and result).
+    pub fn search(
+        &mut self,
+        probes: &[f32],
+        gallery: &[f32],
+        rows: &[u32],
+        dim: usize,
+        sizes: &[usize],
+        l: usize,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>, String> {
+        match self {
+            SearchBackend::Cpu { kernel, threads } => {
+                search::search_with(probes, gallery, rows, dim, sizes, l, *kernel, *threads)
+            }
+            SearchBackend::Cuda { device, opts } => {
+                gpu::search::search(device.as_mut(), probes, gallery, rows, dim, sizes, l, *opts)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +303,33 @@ mod tests {
         );
         let e = Backend::select(Device::Auto, Precision::Fp16, 1).unwrap_err();
         assert!(e.to_string().contains("--device auto found no usable GPU"));
+    }
+
+    #[test]
+    fn search_on_the_cpu_and_without_a_gpu_auto_falls_back_and_cuda_names_the_fix() {
+        let (b, note) = SearchBackend::select(Device::Cpu, 2).unwrap();
+        assert_eq!(b.kernel_name(), SearchKernel::detect().name());
+        assert_eq!(b.describe(), "cpu (2 threads)");
+        assert!(note.is_empty());
+        if gpu::cuda::probe().is_ok_and(|n| n > 0) {
+            visible_note!("SKIPPED search: auto falls back: this machine has a GPU");
+            return;
+        }
+        let (mut b, note) = SearchBackend::select(Device::Auto, 1).unwrap();
+        assert!(matches!(b, SearchBackend::Cpu { .. }));
+        assert!(note.starts_with("search on the CPU: "), "{note}");
+        // The fallback searches: entry 1 (score 0.5) before entry 0 (0.25) for the probe (1, 0).
+        let got = b
+            .search(&[1.0, 0.0], &[0.25, 1.0, 0.5, 0.0], &[0, 1], 2, &[2], 5)
+            .unwrap();
+        let entries: Vec<u32> = got[0][0].iter().map(|c| c.entry).collect();
+        assert_eq!(entries, vec![1, 0]);
+        let m = SearchBackend::select(Device::Cuda(0), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("libcuda.so.1") && m.contains("--device cpu"),
+            "{m}"
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::backend::SearchBackend;
 use super::search;
 use crate::manifest::split::{Role, Split};
 use crate::metrics::identification::Search;
@@ -63,8 +64,9 @@ pub fn enrolled_gallery(inp: &Inputs) -> (Vec<usize>, usize) {
 }
 
 /// Runs every search against `gallery` (from [`enrolled_gallery`]) at `sizes`, keeping `keep`
-/// candidates per list.
+/// candidates per list, on `backend` (the CPU or GPU search: the same lists either way).
 pub fn run(
+    backend: &mut SearchBackend,
     inp: &Inputs,
     gallery: Vec<usize>,
     mates: usize,
@@ -101,7 +103,7 @@ pub fn run(
         .flat_map(|&i| vector(i).iter().copied())
         .collect();
     let tie_rows: Vec<u32> = gallery.iter().map(|&i| i as u32).collect();
-    let found = search::search(&probes, &g, &tie_rows, dim, &sizes, keep)?;
+    let found = backend.search(&probes, &g, &tie_rows, dim, &sizes, keep)?;
     let mut lists: HashMap<usize, Vec<Vec<search::Candidate>>> =
         probing.iter().copied().zip(found).collect();
     // Dense subject ids of the searchers (the bootstrap's resampling units).

@@ -222,8 +222,8 @@ fn run(job: &Job, kernel: SearchKernel, threads: usize, blocking: Option<Blockin
     }
 }
 
-/// The input checks shared by every kernel.
-fn check(
+/// The input checks shared by every kernel (the GPU search's too).
+pub(crate) fn check(
     probes: &[f32],
     gallery: &[f32],
     rows: &[u32],
@@ -275,9 +275,10 @@ struct Job<'a> {
 /// `[probe][size] → candidates`.
 type Lists = Vec<Vec<Vec<Candidate>>>;
 
-/// Whether candidate (score `s`, row `r`, entry `e`) goes before `c` in the order of the lists.
+/// Whether candidate (score `s`, row `r`, entry `e`) goes before `c` in the order of the lists (the
+/// GPU search merges its lists in this order too).
 #[inline]
-fn before(s: f32, r: u32, e: u32, c: (f32, u32, u32)) -> bool {
+pub(crate) fn before(s: f32, r: u32, e: u32, c: (f32, u32, u32)) -> bool {
     s > c.0 || (s == c.0 && (r, e) < (c.1, c.2))
 }
 

@@ -1,4 +1,5 @@
-// A CPU emulation of the CUDA execution model, just large enough for src/compare/gpu/kernels.cu:
+// A CPU emulation of the CUDA execution model, just large enough for src/compare/gpu/kernels.cu (the
+// all-pairs tiles, the flush and the 1:N search):
 // blocks run one after another, each with one std::thread per CUDA thread; __shared__ arrays are
 // statics (one block at a time), __syncthreads is a std::barrier over the block's threads, atomicAdd is
 // an atomic read-modify-write. fmaf, floorf, fminf and fmaxf are the C library's, which round as the
@@ -80,6 +81,14 @@ extern "C" int fb_emulate(const char* name, unsigned grid, unsigned block, void*
         run_grid(grid, block, [&] { fb_tiles_bf16(FB_TILE_ARGS(unsigned short)); });
     } else if (!std::strcmp(name, "fb_tiles_f16")) {
         run_grid(grid, block, [&] { fb_tiles_f16(FB_TILE_ARGS(unsigned short)); });
+    } else if (!std::strcmp(name, "fb_search_f32")) {
+        run_grid(grid, block, [&] {
+            fb_search_f32(arg<const float*>(a, 0), arg<unsigned>(a, 1), arg<unsigned>(a, 2),
+                          arg<const float*>(a, 3), arg<unsigned>(a, 4), arg<unsigned>(a, 5),
+                          arg<const unsigned*>(a, 6), arg<const unsigned*>(a, 7), arg<unsigned>(a, 8),
+                          arg<unsigned>(a, 9), arg<float*>(a, 10), arg<unsigned*>(a, 11),
+                          arg<float*>(a, 12), arg<unsigned*>(a, 13), arg<unsigned*>(a, 14));
+        });
     } else if (!std::strcmp(name, "fb_flush")) {
         run_grid(grid, block, [&] {
             fb_flush(arg<unsigned*>(a, 0), arg<unsigned long long*>(a, 1), arg<unsigned long long>(a, 2));

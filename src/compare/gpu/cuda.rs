@@ -214,7 +214,13 @@ impl std::fmt::Debug for CudaDevice {
 }
 
 /// The kernels of [`SOURCE`] that the host launches.
-const KERNELS: [&str; 4] = ["fb_tiles_f32", "fb_tiles_bf16", "fb_tiles_f16", "fb_flush"];
+const KERNELS: [&str; 5] = [
+    "fb_tiles_f32",
+    "fb_tiles_bf16",
+    "fb_tiles_f16",
+    "fb_flush",
+    "fb_search_f32",
+];
 
 impl CudaDevice {
     /// Opens GPU `ordinal`, compiles the kernels for its architecture with NVRTC and loads them.

@@ -19,6 +19,9 @@
 //
 // fb_flush: adds the u32 histograms into u64 totals and zeroes them; the host launches it after every
 // batch of at most 2^30 pairs, so no u32 bin can overflow.
+//
+// fb_search_f32 (at the end of the file): the 1:N search, exact top-L lists per probe and gallery
+// chunk, merged on the host into the lists of every nested gallery size.
 
 #define FB_TILE 128
 #define FB_BK 8
@@ -323,5 +326,158 @@ extern "C" __global__ void fb_flush(unsigned* __restrict__ h32, unsigned long lo
             h64[i] += v;
             h32[i] = 0;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fb_search_f32: the 1:N search (compare::search's contract, scored on the device).
+//
+// One block per work item (probe tile, gallery chunk): 128 probes (`probes[k·pp + p]`, k-major, pp a
+// multiple of 128, padded probes zero) against the chunk's entries [begin, end) (`gallery[k·gp + e]`,
+// k-major), 128 entries at a time. Each thread owns an 8×8 register tile of scores (entries
+// ty·4+{0..3} and 64+ty·4+{0..3}, probes likewise with tx), accumulated with one fmaf per k in
+// increasing k from 0 — the score contract, so every score is bit-identical to the CPU's dot_fma.
+//
+// Top-L per probe of the chunk, exactly: each probe has a candidate buffer of `cap` = 2l + 128 slots
+// in global memory and an admission threshold in shared memory (−∞ at first). A score at or above the
+// threshold is appended (ties are admitted: they can still win on the row); NaN never is (every
+// comparison with NaN is false). After each 128-entry tile, a buffer holding more than 2l candidates
+// is cut to its best l in the exact order (score desc, then lower rows[e], then lower e), and the
+// threshold becomes its l-th score; a tile adds at most 128, so a buffer never overflows. The
+// threshold is never above the l-th best score of the entries scanned so far, so no entry of the
+// chunk's top l is ever refused. At the end each probe's best min(count, l) are written, in order, to
+// the block's output lists. The host merges the chunks of each probe in entry order; chunks never
+// straddle a gallery size, so a size's top L is the top L of its chunks' lists.
+
+// Whether (s, r, e) goes before (cs, cr, ce): higher score, then lower row, then lower entry.
+__device__ __forceinline__ bool fb_before(float s, unsigned r, unsigned e, float cs, unsigned cr, unsigned ce) {
+    return s > cs || (s == cs && (r < cr || (r == cr && e < ce)));
+}
+
+// Moves the best m of the n candidates (s[i], e[i]) to slots 0..m−1, in order (partial selection
+// sort; the candidates are never NaN, so the order is total).
+__device__ __forceinline__ void fb_select(float* s, unsigned* e, unsigned n, unsigned m,
+                                          const unsigned* __restrict__ rows) {
+    for (unsigned i = 0; i < m; ++i) {
+        unsigned b = i;
+        float bs = s[i];
+        unsigned be = e[i], br = rows[be];
+        for (unsigned j = i + 1; j < n; ++j) {
+            const float js = s[j];
+            const unsigned je = e[j];
+            if (js > bs || (js == bs && fb_before(js, rows[je], je, bs, br, be))) {
+                b = j;
+                bs = js;
+                be = je;
+                br = rows[je];
+            }
+        }
+        s[b] = s[i];
+        e[b] = e[i];
+        s[i] = bs;
+        e[i] = be;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_THREADS) fb_search_f32(
+    const float* __restrict__ probes, unsigned pp, unsigned nprobes,
+    const float* __restrict__ gallery, unsigned gp, unsigned dim,
+    const unsigned* __restrict__ rows, const unsigned* __restrict__ items,
+    unsigned l, unsigned cap, float* __restrict__ buf_score, unsigned* __restrict__ buf_entry,
+    float* __restrict__ out_score, unsigned* __restrict__ out_entry, unsigned* __restrict__ out_count) {
+    __shared__ __align__(16) float As[FB_BK][FB_TILE];
+    __shared__ __align__(16) float Bs[FB_BK][FB_TILE];
+    __shared__ float thr[FB_TILE];
+    __shared__ unsigned cnt[FB_TILE];
+    const unsigned tid = threadIdx.x;
+    const unsigned tx = tid % 16, ty = tid / 16;
+    const unsigned item = blockIdx.x;
+    const unsigned p0 = items[3 * item] * FB_TILE, begin = items[3 * item + 1], end = items[3 * item + 2];
+    // This block's 128 lists: buffers at (item·128 + probe lane)·cap, outputs at (item·128 + lane)·l.
+    const unsigned long long first_list = (unsigned long long)item * FB_TILE;
+    float* const bs = buf_score + first_list * cap;
+    unsigned* const be = buf_entry + first_list * cap;
+    if (tid < FB_TILE) {
+        thr[tid] = __uint_as_float(0xFF800000u); // −∞
+        cnt[tid] = 0;
+    }
+    __syncthreads();
+    for (unsigned e0 = begin; e0 < end; e0 += FB_TILE) {
+        float acc[8][8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+        for (unsigned k0 = 0; k0 < dim; k0 += FB_BK) {
+            // 256 threads stage 8 k-rows × 128 values of each operand: 4 each, coalesced.
+#pragma unroll
+            for (unsigned m = 0; m < 4; ++m) {
+                const unsigned idx = tid + m * FB_THREADS;
+                const unsigned kk = idx / FB_TILE, c = idx % FB_TILE;
+                const unsigned k = k0 + kk;
+                float a = 0.0f, b = 0.0f;
+                if (k < dim) {
+                    if (e0 + c < end) a = gallery[(unsigned long long)k * gp + e0 + c];
+                    b = probes[(unsigned long long)k * pp + p0 + c];
+                }
+                As[kk][c] = a;
+                Bs[kk][c] = b;
+            }
+            __syncthreads();
+            const unsigned kend = dim - k0 < FB_BK ? dim - k0 : FB_BK;
+            for (unsigned kk = 0; kk < kend; ++kk) {
+                float a[8], b[8];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    a[i] = As[kk][ty * 4 + i];
+                    a[4 + i] = As[kk][64 + ty * 4 + i];
+                    b[i] = Bs[kk][tx * 4 + i];
+                    b[4 + i] = Bs[kk][64 + tx * 4 + i];
+                }
+#pragma unroll
+                for (int i = 0; i < 8; ++i)
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+            }
+            __syncthreads();
+        }
+        // Admission: entry rows of this thread against its probe columns.
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned e = e0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + (i - 4));
+            if (e >= end) continue;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const unsigned c = j < 4 ? tx * 4 + j : 64 + tx * 4 + (j - 4);
+                if (p0 + c >= nprobes) continue;
+                const float s = acc[i][j];
+                if (s >= thr[c]) {
+                    const unsigned slot = atomicAdd(&cnt[c], 1u);
+                    bs[(unsigned long long)c * cap + slot] = s;
+                    be[(unsigned long long)c * cap + slot] = e;
+                }
+            }
+        }
+        __syncthreads();
+        if (tid < FB_TILE && cnt[tid] > 2 * l) {
+            float* s = bs + (unsigned long long)tid * cap;
+            unsigned* en = be + (unsigned long long)tid * cap;
+            fb_select(s, en, cnt[tid], l, rows);
+            cnt[tid] = l;
+            thr[tid] = s[l - 1];
+        }
+        __syncthreads();
+    }
+    if (tid < FB_TILE) {
+        const unsigned n = cnt[tid], m = n < l ? n : l;
+        float* s = bs + (unsigned long long)tid * cap;
+        unsigned* en = be + (unsigned long long)tid * cap;
+        fb_select(s, en, n, m, rows);
+        const unsigned long long out = (first_list + tid) * l;
+        for (unsigned i = 0; i < m; ++i) {
+            out_score[out + i] = s[i];
+            out_entry[out + i] = en[i];
+        }
+        out_count[first_list + tid] = m;
     }
 }

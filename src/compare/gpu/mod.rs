@@ -11,6 +11,8 @@
 //!   this module is tested on machines without a GPU.
 //! - [`all_pairs`] and [`high_pairs`]: the same contracts as the CPU kernel's
 //!   [`crate::compare::kernel::all_pairs`] and [`crate::compare::kernel::high_pairs`].
+//! - [`search::search`]: the 1:N search, the contract and the lists of
+//!   [`crate::compare::search::search`] (fp32 only).
 //!
 //! Exactness: in [`Precision::Fp32`] each score is accumulated with one fused multiply-add per
 //! dimension in increasing order starting from 0, exactly as the CPU's AVX2 micro-kernel does, so the
@@ -24,6 +26,7 @@
 
 pub mod cuda;
 pub mod nvrtc;
+pub mod search;
 
 use rayon::prelude::*;
 
@@ -118,6 +121,19 @@ pub enum GpuError {
     /// The device's lists disagree with what the host expected (a kernel defect; never silently kept).
     #[error("GPU result check failed: {0}")]
     Inconsistent(String),
+    /// The device has not enough memory for a 1:N search.
+    #[error("the GPU has {free_mib} MiB free, the 1:N search needs {need_mib} MiB ({what}); use smaller --gallery-sizes or the CPU (--device cpu)")]
+    SearchMemory {
+        /// Free device memory, MiB.
+        free_mib: u64,
+        /// Required, MiB.
+        need_mib: u64,
+        /// What takes the room.
+        what: String,
+    },
+    /// The inputs break the search's contract (the same checks as the CPU search).
+    #[error("{0}")]
+    Input(String),
 }
 
 /// A device address (the host address in an emulator).

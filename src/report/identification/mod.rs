@@ -107,6 +107,23 @@ pub struct Protocol<'a> {
     pub ort_version: &'a str,
     /// Stage timings (seconds).
     pub timings: [(&'static str, f64); 4],
+    /// Where the embedding and the search ran.
+    pub devices: &'a Devices,
+}
+
+/// Where the embedding and the search ran (`--device`), for run.json's `runtime` and `search`.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    /// ONNX Runtime's execution provider for the embedding.
+    pub execution_provider: String,
+    /// Why `--device auto` embedded on the CPU (empty otherwise).
+    pub embed_note: String,
+    /// The search kernel's name.
+    pub search_kernel: &'static str,
+    /// The search device in words.
+    pub search_device: String,
+    /// Why `--device auto` searched on the CPU (empty otherwise).
+    pub search_note: String,
 }
 
 /// Writes the report files into `dir` and returns the run record (not yet written) and the
@@ -270,7 +287,16 @@ fn record(p: &Protocol, a: &Analysis) -> serde_json::Value {
             "dropped_duplicates": p.distractors.dropped.len(),
             "dropped": p.distractors.dropped,
         },
-        "runtime": {"onnxruntime_version": p.ort_version},
+        "runtime": {
+            "onnxruntime_version": p.ort_version,
+            "execution_provider": p.devices.execution_provider,
+            "device_note": p.devices.embed_note,
+        },
+        "search": {
+            "kernel": p.devices.search_kernel,
+            "device": p.devices.search_device,
+            "device_note": p.devices.search_note,
+        },
         "overlap": {
             "rule": format!("a (searched subject, gallery identity) pair is a suspected same person when at least {} images of the subject have a candidate of that identity scoring >= T_o, the threshold for FPIR max(0.001, 1/n) of the n non-mated searches against the enrolled mates alone", crate::metrics::identification::overlap::MIN_SEARCHES),
             "t_o": p.overlap.t_o,

@@ -89,6 +89,26 @@ struct FbF16 {
 };
 
 // The rows and columns of a thread's 8×8 scores: ty·4+{0..3}, 64+ty·4+{0..3} (and likewise with tx).
+// One thread's 8×8 register tile over the staged k-rows: rows ty·4..+4 and 64+ty·4..+4 of As against
+// columns tx·4..+4 and 64+tx·4..+4 of Bs, one fmaf per k in increasing order (the score contract).
+__device__ __forceinline__ void fb_fma_8x8(const float (*As)[FB_TILE], const float (*Bs)[FB_TILE],
+                                           unsigned kend, unsigned tx, unsigned ty, float acc[8][8]) {
+    for (unsigned kk = 0; kk < kend; ++kk) {
+        float a[8], b[8];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            a[i] = As[kk][ty * 4 + i];
+            a[4 + i] = As[kk][64 + ty * 4 + i];
+            b[i] = Bs[kk][tx * 4 + i];
+            b[4 + i] = Bs[kk][64 + tx * 4 + i];
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+}
+
 __device__ __forceinline__ void fb_rows_cols(unsigned row0, unsigned col0, unsigned tx, unsigned ty,
                                              unsigned rows[8], unsigned cols[8]) {
 #pragma unroll
@@ -238,21 +258,7 @@ __device__ __forceinline__ void fb_tiles(
                 Bs[kk][c] = b;
             }
             __syncthreads();
-            const unsigned kend = dim - k0 < FB_BK ? dim - k0 : FB_BK;
-            for (unsigned kk = 0; kk < kend; ++kk) {
-                float a[8], b[8];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    a[i] = As[kk][ty * 4 + i];
-                    a[4 + i] = As[kk][64 + ty * 4 + i];
-                    b[i] = Bs[kk][tx * 4 + i];
-                    b[4 + i] = Bs[kk][64 + tx * 4 + i];
-                }
-#pragma unroll
-                for (int i = 0; i < 8; ++i)
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-            }
+            fb_fma_8x8(As, Bs, dim - k0 < FB_BK ? dim - k0 : FB_BK, tx, ty, acc);
             __syncthreads();
         }
         // The tile lies strictly right of the diagonal and inside n, in one cell, and no subject
@@ -424,21 +430,7 @@ extern "C" __global__ void __launch_bounds__(FB_THREADS) fb_search_f32(
                 Bs[kk][c] = b;
             }
             __syncthreads();
-            const unsigned kend = dim - k0 < FB_BK ? dim - k0 : FB_BK;
-            for (unsigned kk = 0; kk < kend; ++kk) {
-                float a[8], b[8];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    a[i] = As[kk][ty * 4 + i];
-                    a[4 + i] = As[kk][64 + ty * 4 + i];
-                    b[i] = Bs[kk][tx * 4 + i];
-                    b[4 + i] = Bs[kk][64 + tx * 4 + i];
-                }
-#pragma unroll
-                for (int i = 0; i < 8; ++i)
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-            }
+            fb_fma_8x8(As, Bs, dim - k0 < FB_BK ? dim - k0 : FB_BK, tx, ty, acc);
             __syncthreads();
         }
         // Admission: entry rows of this thread against its probe columns.

@@ -31,6 +31,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
     Embed(EmbedArgs),
+    /// Join the folders of a sharded embed (`embed --shard k/n`) into one embed folder.
+    EmbedMerge(EmbedMergeArgs),
     /// 1:N identification: split the dataset into a gallery and searches, search, per-group FNIR/FPIR.
     Identify(IdentifyArgs),
     /// Models side by side on one dataset: run each (or read finished runs), one comparison report.
@@ -370,12 +372,35 @@ pub struct EmbedArgs {
     /// Also write the model input tensors as tensors.npy ([rows, values per image], float32), for parity checks.
     #[arg(long)]
     pub dump_tensors: bool,
+    /// Embed only shard K of N (0-based, e.g. `--shard 1/3`): the K-th of N contiguous shares of the
+    /// manifest's rows, into its own --out; `facebias embed-merge` joins the N folders into the
+    /// samples.csv and embeddings.npy of an unsharded embed, byte for byte.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<crate::compare::kernel::Shard>,
+    /// Do nothing when --out already holds this finished job (same shard, manifest, model, spec and
+    /// detector in its run.json): a rerun of a finished shard is a no-op (Slurm requeues, pre-emption).
+    #[arg(long)]
+    pub skip_finished: bool,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Execution settings.
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+/// Arguments of `embed-merge`.
+#[derive(Debug, Args, Clone)]
+pub struct EmbedMergeArgs {
+    /// The shard folders (each the --out of `facebias embed --shard k/n`), all N of them.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder of the joined embed (samples.csv, embeddings.npy, run.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Do nothing when --out already holds the join of these shards.
+    #[arg(long)]
+    pub skip_finished: bool,
 }
 
 /// Arguments of `compare`.

@@ -14,6 +14,7 @@ pub mod compare;
 pub mod datasets;
 pub mod demo;
 pub mod embed;
+pub mod embed_merge;
 pub mod identify;
 pub mod inspect;
 pub mod merge;
@@ -41,6 +42,7 @@ pub fn execute(command: &Command) -> Result<()> {
             );
         }),
         Command::Embed(a) => embed::embed(a).map(|_| ()),
+        Command::EmbedMerge(a) => embed_merge::embed_merge(a).map(|_| ()),
         Command::Identify(a) => identify::identify(a).map(|_| ()),
         Command::Compare(a) => compare::compare(a).map(|_| ()),
         Command::Inspect(a) => inspect::inspect(a),

@@ -201,6 +201,15 @@ pub struct RunArgs {
     /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<crate::compare::kernel::Shard>,
+    /// Start from a finished `facebias embed` folder (or the `embed-merge` of its shards) instead of
+    /// the images: its embeddings.npy is memory-mapped, and neither the images nor the model are read
+    /// (the model, detector and runtime recorded are the folder's). Its samples must be the dataset's.
+    #[arg(long)]
+    pub embeddings: Option<PathBuf>,
+    /// Do nothing when --out already holds this finished job (same shard, manifest, attributes,
+    /// model, spec and exclusions in its run.json): a rerun of a finished shard is a no-op.
+    #[arg(long)]
+    pub skip_finished: bool,
     /// Storage precision of the embeddings in the GPU comparison kernel (accumulation is always fp32):
     /// fp32 gives results bit-identical to the CPU kernel; bf16 / fp16 halve the GPU memory and move
     /// each score by at most about 2^-7 / 2^-10. Reduced precision needs --device cuda (or auto with a GPU).

@@ -33,6 +33,9 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Join the folders of a sharded embed (`embed --shard k/n`) into one embed folder.
     EmbedMerge(EmbedMergeArgs),
+    /// Run on a Slurm cluster: `plan` writes the sbatch scripts of a sharded run, `status` says what is done.
+    #[command(subcommand)]
+    Slurm(SlurmCommand),
     /// 1:N identification: split the dataset into a gallery and searches, search, per-group FNIR/FPIR.
     Identify(IdentifyArgs),
     /// Models side by side on one dataset: run each (or read finished runs), one comparison report.
@@ -410,6 +413,70 @@ pub struct EmbedMergeArgs {
     /// Do nothing when --out already holds the join of these shards.
     #[arg(long)]
     pub skip_finished: bool,
+}
+
+/// `facebias slurm …`.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum SlurmCommand {
+    /// Write the sbatch scripts (embedding array, join, comparison array, merge) and submit.sh into --out.
+    Plan(SlurmPlanArgs),
+    /// Which shards of a plan folder are done and which are missing (exit 1 while any is missing).
+    Status(SlurmStatusArgs),
+}
+
+/// Arguments of `slurm plan`.
+#[derive(Debug, Args, Clone)]
+pub struct SlurmPlanArgs {
+    /// Dataset: a manifest CSV or a folder holding manifest.csv (seen by every node at this path).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Plan folder: slurm/ (scripts), logs/, embed/, embeddings/, compare/ and the merged report/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Embedding shards (the embed job array's size).
+    #[arg(long)]
+    pub embed_shards: usize,
+    /// Comparison shards (the compare job array's size).
+    #[arg(long)]
+    pub compare_shards: usize,
+    /// Slurm partition of every job [default: the cluster's].
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit of each job (sbatch --time, e.g. 02:00:00) [default: the partition's].
+    #[arg(long)]
+    pub time: Option<String>,
+    /// GPUs of each embedding and comparison job (sbatch --gpus); they then run with --device cuda.
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Memory of each job (sbatch --mem, e.g. 8G) [default: the partition's].
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// CPUs of each embedding and comparison job (sbatch --cpus-per-task; the jobs' --threads).
+    #[arg(long, default_value_t = 4)]
+    pub cpus_per_task: usize,
+    /// Target FMRs, as for `run`.
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
+    /// Attribute columns to analyse, as for `run`.
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Option<Vec<String>>,
+    /// Pairs to leave out of every count, as for `run`.
+    #[arg(long)]
+    pub exclude_pairs: Option<PathBuf>,
+    /// Metric settings (a merged run has no bootstrap intervals).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Arguments of `slurm status`.
+#[derive(Debug, Args, Clone)]
+pub struct SlurmStatusArgs {
+    /// A plan folder (the --out of `facebias slurm plan`).
+    pub dir: PathBuf,
 }
 
 /// Arguments of `compare`.

@@ -439,9 +439,8 @@ fn prepare(args: &RunArgs) -> Result<Option<Prepared>> {
         }
     }
     let staging = common::stage(&args.out)?;
-    // The comparison device is opened (and its kernels compiled) before the long embedding stage.
-    let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
     if let Some(f) = folder {
+        let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
         let r = &f.record;
         let detector_config = serde_json::from_value(r["detector"]["config"].clone()).map_err(|e| {
             anyhow!("--embeddings {}: run.json has no detector config ({e}); embed again with this facebias", f.dir.display())
@@ -485,6 +484,8 @@ fn prepare(args: &RunArgs) -> Result<Option<Prepared>> {
         runtime::resolve_device(rt, args.exec.device).map_err(|e| anyhow!(e))?;
     cfg.device = device;
     cfg.max_pixels = args.exec.max_image_pixels;
+    // The comparison device is opened (and its kernels compiled) before the long embedding stage.
+    let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
     let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;
     let runtime = record::RuntimeRecord {
         onnxruntime_version: rt.version.clone(),

@@ -366,3 +366,92 @@ fn a_killed_embedding_shard_rerun_completes_byte_identical() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn slurm_plan_writes_dependent_idempotent_jobs_and_status_counts_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = bfw_subset(dir.path(), 1, 2);
+    let plan = dir.path().join("plan");
+    let args = |c: &mut assert_cmd::Command| {
+        c.args([
+            "slurm",
+            "plan",
+            "--embed-shards",
+            "3",
+            "--compare-shards",
+            "4",
+        ])
+        .args(["--partition", "gpu", "--time", "02:00:00", "--gpus", "1"])
+        .args(["--target-fmr", "0.001", "--dataset"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&plan);
+    };
+    let mut c = facebias(dir.path());
+    args(&mut c);
+    c.assert().success();
+    let read = |f: &str| std::fs::read_to_string(plan.join("slurm").join(f)).unwrap();
+    let embed = read("embed.sbatch");
+    for want in [
+        "#SBATCH --array=0-2",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --gpus=1",
+        "#SBATCH --requeue",
+        "--skip-finished",
+        "--shard \"$k/3\"",
+        "--device cuda",
+    ] {
+        assert!(embed.contains(want), "embed.sbatch lacks {want}:\n{embed}");
+    }
+    let compare = read("compare.sbatch");
+    for want in [
+        "#SBATCH --array=0-3",
+        "--embeddings",
+        "--shard \"$k/4\"",
+        "--skip-finished",
+        "--target-fmr 0.001",
+    ] {
+        assert!(
+            compare.contains(want),
+            "compare.sbatch lacks {want}:\n{compare}"
+        );
+    }
+    assert!(read("merge.sbatch").contains("compare/shard-3"));
+    let submit = read("submit.sh");
+    let order: Vec<usize> = [
+        "embed.sbatch",
+        "afterok:$embed",
+        "afterok:$join",
+        "afterok:$compare",
+    ]
+    .iter()
+    .map(|w| {
+        submit
+            .find(w)
+            .unwrap_or_else(|| panic!("submit.sh lacks {w}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{submit}");
+    // Status: nine parts, all missing, exit 1.
+    let o = facebias(dir.path())
+        .args(["slurm", "status"])
+        .arg(&plan)
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&o.get_output().stderr).to_string();
+    assert!(err.contains("9 of 9 parts missing"), "{err}");
+    // Planning again over the plan is allowed; over a folder with someone else's file it is refused.
+    let mut c = facebias(dir.path());
+    args(&mut c);
+    c.assert().success();
+    std::fs::write(plan.join("slurm/notes.txt"), "mine").unwrap();
+    let mut c = facebias(dir.path());
+    args(&mut c);
+    let o = c.assert().failure();
+    assert!(String::from_utf8_lossy(&o.get_output().stderr).contains("notes.txt"));
+    assert_eq!(
+        std::fs::read_to_string(plan.join("slurm/notes.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -31,6 +31,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// Embed a dataset only: samples.csv and embeddings.npy (and optionally the model input tensors).
     Embed(EmbedArgs),
+    /// Join the folders of a sharded embed (`embed --shard k/n`) into one embed folder.
+    EmbedMerge(EmbedMergeArgs),
+    /// Run on a Slurm cluster: `plan` writes the sbatch scripts of a sharded run, `status` says what is done.
+    #[command(subcommand)]
+    Slurm(SlurmCommand),
     /// 1:N identification: split the dataset into a gallery and searches, search, per-group FNIR/FPIR.
     Identify(IdentifyArgs),
     /// Models side by side on one dataset: run each (or read finished runs), one comparison report.
@@ -199,6 +204,15 @@ pub struct RunArgs {
     /// saved as partial histograms in --out; `facebias merge` adds the N folders into the full report.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<crate::compare::kernel::Shard>,
+    /// Start from a finished `facebias embed` folder (or the `embed-merge` of its shards) instead of
+    /// the images: its embeddings.npy is memory-mapped, and neither the images nor the model are read
+    /// (the model, detector and runtime recorded are the folder's). Its samples must be the dataset's.
+    #[arg(long)]
+    pub embeddings: Option<PathBuf>,
+    /// Do nothing when --out already holds this finished job (same shard, manifest, attributes,
+    /// model, spec and exclusions in its run.json): a rerun of a finished shard is a no-op.
+    #[arg(long)]
+    pub skip_finished: bool,
     /// Storage precision of the embeddings in the GPU comparison kernel (accumulation is always fp32):
     /// fp32 gives results bit-identical to the CPU kernel; bf16 / fp16 halve the GPU memory and move
     /// each score by at most about 2^-7 / 2^-10. Reduced precision needs --device cuda (or auto with a GPU).
@@ -370,12 +384,99 @@ pub struct EmbedArgs {
     /// Also write the model input tensors as tensors.npy ([rows, values per image], float32), for parity checks.
     #[arg(long)]
     pub dump_tensors: bool,
+    /// Embed only shard K of N (0-based, e.g. `--shard 1/3`): the K-th of N contiguous shares of the
+    /// manifest's rows, into its own --out; `facebias embed-merge` joins the N folders into the
+    /// samples.csv and embeddings.npy of an unsharded embed, byte for byte.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<crate::compare::kernel::Shard>,
+    /// Do nothing when --out already holds this finished job (same shard, manifest, model, spec and
+    /// detector in its run.json): a rerun of a finished shard is a no-op (Slurm requeues, pre-emption).
+    #[arg(long)]
+    pub skip_finished: bool,
     /// Model selection and preprocessing.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Execution settings.
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+/// Arguments of `embed-merge`.
+#[derive(Debug, Args, Clone)]
+pub struct EmbedMergeArgs {
+    /// The shard folders (each the --out of `facebias embed --shard k/n`), all N of them.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder of the joined embed (samples.csv, embeddings.npy, run.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Do nothing when --out already holds the join of these shards.
+    #[arg(long)]
+    pub skip_finished: bool,
+}
+
+/// `facebias slurm …`.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum SlurmCommand {
+    /// Write the sbatch scripts (embedding array, join, comparison array, merge) and submit.sh into --out.
+    Plan(SlurmPlanArgs),
+    /// Which shards of a plan folder are done and which are missing (exit 1 while any is missing).
+    Status(SlurmStatusArgs),
+}
+
+/// Arguments of `slurm plan`.
+#[derive(Debug, Args, Clone)]
+pub struct SlurmPlanArgs {
+    /// Dataset: a manifest CSV or a folder holding manifest.csv (seen by every node at this path).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Plan folder: slurm/ (scripts), logs/, embed/, embeddings/, compare/ and the merged report/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Embedding shards (the embed job array's size).
+    #[arg(long)]
+    pub embed_shards: usize,
+    /// Comparison shards (the compare job array's size).
+    #[arg(long)]
+    pub compare_shards: usize,
+    /// Slurm partition of every job [default: the cluster's].
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit of each job (sbatch --time, e.g. 02:00:00) [default: the partition's].
+    #[arg(long)]
+    pub time: Option<String>,
+    /// GPUs of each embedding and comparison job (sbatch --gpus); they then run with --device cuda.
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Memory of each job (sbatch --mem, e.g. 8G) [default: the partition's].
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// CPUs of each embedding and comparison job (sbatch --cpus-per-task; the jobs' --threads).
+    #[arg(long, default_value_t = 4)]
+    pub cpus_per_task: usize,
+    /// Target FMRs, as for `run`.
+    #[arg(long, value_delimiter = ',')]
+    pub target_fmr: Option<Vec<f64>>,
+    /// Attribute columns to analyse, as for `run`.
+    #[arg(long, value_delimiter = ',')]
+    pub attributes: Option<Vec<String>>,
+    /// Pairs to leave out of every count, as for `run`.
+    #[arg(long)]
+    pub exclude_pairs: Option<PathBuf>,
+    /// Metric settings (a merged run has no bootstrap intervals).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Model selection and preprocessing.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Arguments of `slurm status`.
+#[derive(Debug, Args, Clone)]
+pub struct SlurmStatusArgs {
+    /// A plan folder (the --out of `facebias slurm plan`).
+    pub dir: PathBuf,
 }
 
 /// Arguments of `compare`.

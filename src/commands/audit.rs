@@ -326,6 +326,8 @@ fn run_with_spec(
     let tmp = tempfile_path(&args.out, "model_spec.toml");
     std::fs::write(&tmp, spec_text).with_context(|| format!("cannot write {}", tmp.display()))?;
     let run_args = RunArgs {
+        embeddings: None,
+        skip_finished: false,
         dataset: args.dataset.clone(),
         out: args.out.clone(),
         target_fmr: args.target_fmr.clone(),

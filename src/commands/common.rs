@@ -208,3 +208,17 @@ pub fn outcome(out: PathBuf, record: &serde_json::Value, analysis: Analysis) -> 
         equity: analysis.equity,
     }
 }
+
+/// Whether `out` already holds a finished folder of this very job (`--skip-finished`): its `run.json`
+/// has every `(JSON pointer, value)` of `expect` (null: absent) and every file of `files` is there. A folder that
+/// is missing, unfinished (no `run.json`: a killed job leaves only a hidden `.partial` sibling) or of
+/// other inputs is not finished, and the job runs (replacing it only if it is a facebias folder).
+pub fn finished(out: &Path, expect: &[(&str, serde_json::Value)], files: &[&str]) -> bool {
+    let Ok(record) = record::read(out) else {
+        return false;
+    };
+    expect
+        .iter()
+        .all(|(pointer, want)| record.pointer(pointer).unwrap_or(&serde_json::Value::Null) == want)
+        && files.iter().all(|f| out.join(f).is_file())
+}

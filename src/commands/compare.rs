@@ -133,6 +133,8 @@ fn run_models(
     for (name, _) in &passed {
         let out = dir.join(render::sanitize(name));
         let run_args = RunArgs {
+            embeddings: None,
+            skip_finished: false,
             dataset: dataset.clone(),
             out: out.clone(),
             target_fmr: args.target_fmr.clone(),

@@ -13,6 +13,8 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         bail!("the demo dataset {} is missing; it ships in ../shared/datasets beside the project (or pass --dataset)", args.dataset.display());
     }
     let run_args = RunArgs {
+        embeddings: None,
+        skip_finished: false,
         dataset: args.dataset.clone(),
         out: args.out.clone(),
         target_fmr: None,

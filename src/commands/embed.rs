@@ -1,5 +1,7 @@
 //! `facebias embed`: embeds a dataset only — `samples.csv`, `embeddings.npy` (and, with
-//! `--dump-tensors`, the model input tensors) plus a short `run.json`.
+//! `--dump-tensors`, the model input tensors) plus a short `run.json`. With `--shard K/N` it embeds
+//! one contiguous share of the manifest's rows ([`crate::embed::folder::shard_range`]); `facebias
+//! embed-merge` joins the N folders into the unsharded one.
 
 use std::path::PathBuf;
 
@@ -8,17 +10,43 @@ use anyhow::{anyhow, Result};
 use super::common::{self, put};
 use super::model::resolve_model;
 use crate::cli::EmbedArgs;
+use crate::compare::kernel::Shard;
 use crate::embed::cache::EmbeddingCache;
 use crate::embed::extract::{self, SampleStatus};
+use crate::embed::folder::shard_range;
 use crate::report::{self, record};
 use crate::{manifest, runtime};
 
 /// `facebias embed`.
 pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let mut manifest = manifest::load(&args.dataset, None, true)?;
+    let model = resolve_model(&args.model)?;
+    let range = shard_range(manifest.samples.len(), shard);
+    let expect = [
+        ("/shard", serde_json::json!([shard.index, shard.count])),
+        ("/dataset/manifest_sha256", manifest.sha256.clone().into()),
+        ("/model/sha256", model.sha256.clone().into()),
+        ("/model/spec", serde_json::to_value(&model.spec)?),
+        ("/detector/sha256", model.detector_sha256.clone().into()),
+        ("/tensors", args.dump_tensors.into()),
+    ];
+    if args.skip_finished
+        && common::finished(&args.out, &expect, &["samples.csv", "embeddings.npy"])
+    {
+        println!(
+            "{} already holds embedding shard {} of {} of this dataset and model; nothing to do",
+            args.out.display(),
+            shard.index,
+            shard.count
+        );
+        return Ok(args.out.clone());
+    }
     let rt = runtime::load(args.model.ort_lib.as_deref())?;
     let staging = common::stage(&args.out)?;
-    let manifest = manifest::load(&args.dataset, None, true)?;
-    let model = resolve_model(&args.model)?;
+    let total = manifest.samples.len();
+    let manifest_sha256 = manifest.sha256.clone();
+    manifest.samples = manifest.samples[range.clone()].to_vec();
     let mut cfg = common::extract_config(
         &model,
         &args.model,
@@ -59,16 +87,39 @@ pub fn embed(args: &EmbedArgs) -> Result<PathBuf> {
     let record = serde_json::json!({
         "schema_version": record::SCHEMA_VERSION,
         "model": {"path": model.path.display().to_string(), "sha256": model.sha256, "spec": model.spec},
-        "detector": {"path": model.detector.display().to_string(), "sha256": model.detector_sha256},
+        "detector": {"path": model.detector.display().to_string(), "sha256": model.detector_sha256, "config": cfg.detector_config},
+        "dataset": {"manifest": manifest.file.display().to_string(), "manifest_sha256": manifest_sha256, "images": total},
+        "shard": [shard.index, shard.count],
+        "samples": [range.start, range.end],
         "images": manifest.samples.len(),
         "enrolled": n,
+        "tensors": args.dump_tensors,
         "onnxruntime_version": rt.version,
         "execution_provider": device.provider(),
         "device_note": device_note,
+        "runtime": {
+            "onnxruntime_version": rt.version,
+            "library": rt.library.display().to_string(),
+            "execution_provider": device.provider(),
+            "device_note": device_note,
+            "workers": cfg.threads,
+            "intra_op_threads_per_worker": 1,
+            "batch_size": args.exec.batch_size,
+        },
+        "timings_s": {"extract": ex.timings.wall_s},
+        "cache_hits": ex.cache_hits,
     });
     let out = common::commit(staging, &record)?;
+    let what = if shard.count > 1 {
+        format!(
+            " (embedding shard {} of {}: manifest rows {}..{} of {total})",
+            shard.index, shard.count, range.start, range.end
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "embedded {n} of {} images into {}",
+        "embedded {n} of {} images into {}{what}",
         manifest.samples.len(),
         out.display()
     );

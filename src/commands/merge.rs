@@ -50,7 +50,8 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
         bail!("shards {missing:?} of {count} are missing; merge needs every shard folder");
     }
     header.shard = [0, 1];
-    common::copy_into(&staging, first, &["samples.csv", "embeddings.npy"])?;
+    common::copy_into(&staging, first, &["samples.csv"])?;
+    copy_embeddings(&staging, first, &header)?;
     put(
         &staging,
         "comparisons.bin",
@@ -104,4 +105,38 @@ fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Hea
         );
     }
     Ok(())
+}
+
+/// Puts the run's `embeddings.npy` into the merged report: the first shard's copy, or — for shards
+/// started from an embed folder (`run --embeddings`), which keep none — the folder's, after checking
+/// that it is still the matrix the shards scored (the comparisons' fingerprint).
+fn copy_embeddings(
+    staging: &crate::report::Staging,
+    first: &Path,
+    header: &store::Header,
+) -> Result<()> {
+    if first.join("embeddings.npy").is_file() {
+        return common::copy_into(staging, first, &["embeddings.npy"]);
+    }
+    let record = record::read(first).map_err(|e| anyhow!(e))?;
+    let Some(dir) = record["execution"]["embeddings_from"].as_str() else {
+        bail!(
+            "{} has no embeddings.npy and names no embed folder it was computed from",
+            first.display()
+        );
+    };
+    let from = Path::new(dir).join("embeddings.npy");
+    let npy = crate::embed::folder::MappedMatrix::open(&from).map_err(|e| anyhow!(e))?;
+    let samples = std::fs::read(first.join("samples.csv"))
+        .map_err(|e| anyhow!("cannot read {}: {e}", first.join("samples.csv").display()))?;
+    if store::fingerprint(&[&samples, npy.file_bytes()]) != header.fingerprint {
+        bail!(
+            "{} is not the matrix the shards scored (it changed since, or the folder was replaced); rerun the comparison shards",
+            from.display()
+        );
+    }
+    let to = staging.dir().join("embeddings.npy");
+    std::fs::copy(&from, &to)
+        .map(|_| ())
+        .map_err(|e| anyhow!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }

@@ -14,12 +14,14 @@ pub mod compare;
 pub mod datasets;
 pub mod demo;
 pub mod embed;
+pub mod embed_merge;
 pub mod identify;
 pub mod inspect;
 pub mod merge;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod slurm;
 
 use anyhow::Result;
 
@@ -41,6 +43,9 @@ pub fn execute(command: &Command) -> Result<()> {
             );
         }),
         Command::Embed(a) => embed::embed(a).map(|_| ()),
+        Command::EmbedMerge(a) => embed_merge::embed_merge(a).map(|_| ()),
+        Command::Slurm(crate::cli::SlurmCommand::Plan(a)) => slurm::plan(a).map(|_| ()),
+        Command::Slurm(crate::cli::SlurmCommand::Status(a)) => slurm::status(a),
         Command::Identify(a) => identify::identify(a).map(|_| ()),
         Command::Compare(a) => compare::compare(a).map(|_| ()),
         Command::Inspect(a) => inspect::inspect(a),

@@ -2,6 +2,8 @@
 //!
 //! Everything that can fail without the long work (runtime, font, output folder, manifest, model,
 //! targets, comparison device, cache) is checked first (`prepare`); then the stages run in order.
+//! With `--embeddings DIR` the embed stage is a finished `facebias embed` folder instead: its
+//! `embeddings.npy` is memory-mapped, and neither the images nor the model are read.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -15,12 +17,14 @@ use crate::compare::backend::Backend;
 use crate::compare::kernel::Shard;
 use crate::compare::{self, top, MatedScore, ScoreHistogram, BINS};
 use crate::embed::cache::EmbeddingCache;
-use crate::embed::extract::{self, ExtractConfig, ExtractOutput};
+use crate::embed::extract::{self, ExtractConfig, ExtractTimings};
+use crate::embed::folder::EmbedFolder;
 use crate::manifest::adapters::{self, Adapted};
 use crate::manifest::protocol::{self, FoldAccuracy};
 use crate::metrics::bootstrap::BootstrapData;
 use crate::metrics::groups::Partition;
 use crate::metrics::{self, store, Comparisons};
+use crate::preprocess::detect::DetectorConfig;
 use crate::report::console::RunOutcome;
 use crate::report::pairs::{self, RowInfo};
 use crate::report::record::{self, RunRecord};
@@ -32,17 +36,19 @@ const MAX_BOOTSTRAP_PAIRS: u64 = 50_000_000;
 
 /// What [`prepare`] opened and checked before any long computation.
 struct Prepared {
-    rt: &'static Runtime,
+    /// The runtime and extraction settings (none with `--embeddings`: nothing is embedded).
+    embedder: Option<(&'static Runtime, ExtractConfig)>,
+    /// `--embeddings`: the embed folder read back.
+    folder: Option<EmbedFolder>,
     staging: Staging,
     adapted: Adapted,
     model: ResolvedModel,
+    detector_config: DetectorConfig,
+    runtime: record::RuntimeRecord,
     partition: Partition,
-    cfg: ExtractConfig,
-    device_note: String,
     backend: Backend,
     compare_note: String,
     cache: EmbeddingCache,
-    workers: usize,
     /// `--exclude-pairs`, as sample-index pairs.
     excluded: Vec<(usize, usize)>,
 }
@@ -85,20 +91,132 @@ struct Scored {
     seconds: f64,
 }
 
+/// The embeddings of a run: extracted from the images, or an embed folder's mapped matrix.
+struct Embedded {
+    samples_csv: Vec<u8>,
+    matrix: Matrix,
+    rows: Vec<Option<usize>>,
+    dim: usize,
+    skipped: BTreeMap<&'static str, usize>,
+    timings: ExtractTimings,
+    cache_hits: usize,
+    /// Seconds spent on the embed stage (extraction, or reading the embed folder).
+    seconds: f64,
+}
+
+/// The `rows × dim` embedding matrix, with the bytes of its `embeddings.npy`.
+enum Matrix {
+    /// Extracted in this run: the values and their npy bytes.
+    Owned(Vec<f32>, Vec<u8>),
+    /// Mapped from an embed folder (`--embeddings`).
+    Mapped(EmbedFolder),
+}
+
+impl Matrix {
+    fn values(&self) -> &[f32] {
+        match self {
+            Matrix::Owned(v, _) => v,
+            Matrix::Mapped(f) => f.matrix.values(),
+        }
+    }
+    fn npy(&self) -> &[u8] {
+        match self {
+            Matrix::Owned(_, b) => b,
+            Matrix::Mapped(f) => f.matrix.file_bytes(),
+        }
+    }
+}
+
+/// The embed stage: extraction over the manifest's images, or the `--embeddings` folder.
+fn embed_stage(p: &mut Prepared) -> Result<Embedded> {
+    let t = Instant::now();
+    let manifest = &p.adapted.manifest;
+    if let Some(folder) = p.folder.take() {
+        let rows: Vec<Option<usize>> = folder.samples.iter().map(|s| s.row).collect();
+        let mut skipped = BTreeMap::new();
+        for s in folder.samples.iter().filter(|s| s.row.is_none()) {
+            *skipped.entry(status_name(&s.status)).or_default() += 1;
+        }
+        let dim = folder.matrix.dim;
+        return Ok(Embedded {
+            samples_csv: folder.samples_csv.clone(),
+            rows,
+            dim,
+            skipped,
+            timings: ExtractTimings::default(),
+            cache_hits: 0,
+            matrix: Matrix::Mapped(folder),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    let (rt, cfg) = p
+        .embedder
+        .as_ref()
+        .expect("an embedder without --embeddings");
+    let ex = extract::extract(rt, &manifest.samples, cfg, &p.cache).map_err(|e| anyhow!(e))?;
+    let (emb, rows) = ex.matrix();
+    let enrolled = rows.iter().flatten().count();
+    let samples_csv = report::samples_csv(manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;
+    let npy = report::npy_f32(&emb, enrolled, ex.dim);
+    Ok(Embedded {
+        samples_csv,
+        matrix: Matrix::Owned(emb, npy),
+        rows,
+        dim: ex.dim,
+        skipped: ex.skipped(),
+        timings: ex.timings.clone(),
+        cache_hits: ex.cache_hits,
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The `&'static` name of a failure-to-enrol status read from a samples.csv (`other` for one this
+/// version does not write).
+fn status_name(s: &str) -> &'static str {
+    use crate::embed::extract::SampleStatus as S;
+    [
+        S::NoFace,
+        S::DecodeError,
+        S::ReadError,
+        S::BadEmbedding,
+        S::TooLarge,
+    ]
+    .iter()
+    .map(|x| x.as_str())
+    .find(|n| *n == s)
+    .unwrap_or("other")
+}
+
 /// `facebias run`.
 pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let t_total = Instant::now();
-    let mut p = prepare(args)?;
+    let Some(mut p) = prepare(args)? else {
+        let shard = args.shard.unwrap_or(Shard::ALL);
+        println!(
+            "{} already holds comparison shard {} of {} of these inputs; nothing to do",
+            args.out.display(),
+            shard.index,
+            shard.count
+        );
+        return Ok(RunOutcome {
+            out: args.out.clone(),
+            thresholds: Vec::new(),
+            images: 0,
+            enrolled: 0,
+            rates: Vec::new(),
+            equity: Vec::new(),
+        });
+    };
+    let e = embed_stage(&mut p)?;
     let manifest = &p.adapted.manifest;
-    let ex = extract::extract(p.rt, &manifest.samples, &p.cfg, &p.cache).map_err(|e| anyhow!(e))?;
-    let skipped = ex.skipped();
+    let skipped = e.skipped.clone();
     for (reason, n) in &skipped {
         eprintln!(
             "note: {n} of {} images are failures to enrol ({reason}); see samples.csv",
             manifest.samples.len()
         );
     }
-    let (emb, rows) = ex.matrix();
+    let (emb, rows) = (e.matrix.values(), &e.rows);
     let enrolled = rows.iter().flatten().count();
     if enrolled < 2 {
         bail!(
@@ -107,22 +225,28 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         );
     }
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let mut scored = score(&mut p, &emb, ex.dim, &rows, shard)?;
-    let excluded = exclude(&p, &mut scored, &emb, ex.dim, &rows);
+    let dim = e.dim;
+    let mut scored = score(&mut p, emb, dim, rows, shard)?;
+    let excluded = exclude(&p, &mut scored, emb, dim, rows);
     let manifest = &p.adapted.manifest;
 
-    let samples_csv = report::samples_csv(manifest, &ex.results, &rows).map_err(|e| anyhow!(e))?;
-    let embeddings_npy = report::npy_f32(&emb, enrolled, ex.dim);
+    let samples_csv = &e.samples_csv;
+    let embeddings_npy = e.matrix.npy();
     let header = store::Header {
         attributes: p.partition.attributes.clone(),
         combos: p.partition.combos.clone(),
         shard: [shard.index, shard.count],
-        fingerprint: store::fingerprint(&[&samples_csv, &embeddings_npy]),
+        fingerprint: store::fingerprint(&[samples_csv, embeddings_npy]),
         kernel: p.backend.kernel_name().into(),
         excluded_pairs: p.excluded.len(),
     };
-    put(&p.staging, "samples.csv", &samples_csv)?;
-    put(&p.staging, "embeddings.npy", &embeddings_npy)?;
+    put(&p.staging, "samples.csv", samples_csv)?;
+    // A comparison shard started from an embed folder does not copy its matrix (N x d floats per
+    // shard); `merge` takes it from the folder, checked against the shard's fingerprint.
+    let from_folder = args.embeddings.is_some() && shard.count > 1;
+    if !from_folder {
+        put(&p.staging, "embeddings.npy", embeddings_npy)?;
+    }
     put(
         &p.staging,
         "comparisons.bin",
@@ -131,7 +255,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     let protocol = p.adapted.pairs.as_ref().map(|list| {
         protocol::accuracy_by_group(list, manifest, |a, b| {
             let (x, y) = (rows[a]?, rows[b]?);
-            let d = ex.dim;
+            let d = dim;
             Some(compare::dot(
                 &emb[x * d..(x + 1) * d],
                 &emb[y * d..(y + 1) * d],
@@ -147,17 +271,20 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
             "sharded run: intervals need an unsharded run (the bootstrap keeps per-subject pairs)";
         (None, note.to_string())
     } else if args.analysis.bootstrap > 0 {
-        bootstrap_pass(&mut p, args, &emb, ex.dim, &scored, &excluded)?
+        bootstrap_pass(&mut p, args, emb, dim, &scored, &excluded)?
     } else {
         (None, String::new())
     };
     if shard.count == 1 {
-        top_pairs(&mut p, &emb, ex.dim, &rows, &scored, &excluded)?;
+        top_pairs(&mut p, emb, dim, rows, &scored, &excluded)?;
     }
 
-    let mut record = run_record(args, &p, &ex, skipped, scored.seconds, shard)
+    let mut record = run_record(args, &p, &e, skipped, scored.seconds, shard)
         .to_value()
         .map_err(|e| anyhow!(e))?;
+    if let Some(dir) = &args.embeddings {
+        record["execution"]["embeddings_from"] = dir.display().to_string().into();
+    }
     record["dataset"]["adapter"] = serde_json::to_value(p.adapted.adapter)?;
     if let Some(f) = &args.exclude_pairs {
         let n = p.excluded.len();
@@ -207,6 +334,9 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
     if shard.count > 1 {
         // A shard stops here: its partial histograms wait for `facebias merge`.
         record::set_partial(&mut record, shard.index, shard.count);
+        if from_folder {
+            record["files"] = serde_json::json!(["samples.csv", "comparisons.bin (partial)"]);
+        }
         return Ok(outcome(common::commit(p.staging, &record)?, None));
     }
     let analysis = common::finish_report(
@@ -243,17 +373,23 @@ fn identification_section(
 }
 
 /// Fail fast: runtime, font, output folder, manifest, model, targets, comparison device and cache —
-/// before any long computation.
-fn prepare(args: &RunArgs) -> Result<Prepared> {
-    let rt = runtime::load(args.model.ort_lib.as_deref())?;
+/// before any long computation. `None`: `--skip-finished` and `--out` already holds this job.
+fn prepare(args: &RunArgs) -> Result<Option<Prepared>> {
+    let folder = match &args.embeddings {
+        Some(dir) => Some(EmbedFolder::open(dir).map_err(|e| anyhow!("--embeddings: {e}"))?),
+        None => None,
+    };
     charts::ensure_font().map_err(|e| anyhow!(e))?;
-    let staging = common::stage(&args.out)?;
+    // With --embeddings the images are not read: their files are not even checked.
     let adapted = adapters::load(
         &args.dataset,
         args.adapter,
         args.attributes.as_deref(),
-        true,
+        folder.is_none(),
     )?;
+    if let Some(f) = &folder {
+        check_folder_matches(f, &adapted.manifest)?;
+    }
     for w in &adapted.manifest.warnings {
         eprintln!("warning: {}", w.message);
     }
@@ -261,13 +397,17 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
         Some(f) => crate::manifest::exclude::read(f, &adapted.manifest)?,
         None => Vec::new(),
     };
-    let model = resolve_model(&args.model)?;
+    let model = match &folder {
+        Some(f) => model_of_folder(f)?,
+        None => resolve_model(&args.model)?,
+    };
     let mut inputs = vec![
         args.dataset.as_path(),
         adapted.manifest.file.as_path(),
         &model.path,
     ];
     inputs.extend(args.exclude_pairs.as_deref());
+    inputs.extend(args.embeddings.as_deref());
     crate::report::staging::check_not_input(&args.out, &inputs).map_err(|e| anyhow!(e))?;
     let partition = Partition::new(&adapted.manifest.attributes, &adapted.manifest.samples)
         .map_err(|e| anyhow!(e))?;
@@ -275,6 +415,63 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     crate::metrics::groups::check_reference(&partition, args.analysis.reference_group.as_deref())
         .map_err(|e| anyhow!(e))?;
     let workers = common::threads(args.exec.threads);
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    if args.skip_finished {
+        let expect = [
+            (
+                "/execution/shard",
+                serde_json::json!([shard.index, shard.count]),
+            ),
+            (
+                "/dataset/manifest_sha256",
+                adapted.manifest.sha256.clone().into(),
+            ),
+            (
+                "/dataset/attributes",
+                serde_json::to_value(&adapted.manifest.attributes)?,
+            ),
+            ("/model/sha256", model.sha256.clone().into()),
+            ("/model/spec", serde_json::to_value(&model.spec)?),
+            ("/exclusions/pairs", exclusion_count(args, &excluded)),
+        ];
+        if common::finished(&args.out, &expect, &["samples.csv", "comparisons.bin"]) {
+            return Ok(None);
+        }
+    }
+    let staging = common::stage(&args.out)?;
+    if let Some(f) = folder {
+        let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
+        let r = &f.record;
+        let detector_config = serde_json::from_value(r["detector"]["config"].clone()).map_err(|e| {
+            anyhow!("--embeddings {}: run.json has no detector config ({e}); embed again with this facebias", f.dir.display())
+        })?;
+        let text = |k: &str| r["runtime"][k].as_str().unwrap_or("").to_string();
+        let num = |k: &str| r["runtime"][k].as_u64().unwrap_or(0) as usize;
+        let runtime = record::RuntimeRecord {
+            onnxruntime_version: text("onnxruntime_version"),
+            library: text("library"),
+            execution_provider: text("execution_provider"),
+            device_note: text("device_note"),
+            workers: num("workers"),
+            intra_op_threads_per_worker: num("intra_op_threads_per_worker"),
+            batch_size: num("batch_size"),
+        };
+        return Ok(Some(Prepared {
+            embedder: None,
+            folder: Some(f),
+            staging,
+            adapted,
+            model,
+            detector_config,
+            runtime,
+            partition,
+            backend,
+            compare_note,
+            cache: EmbeddingCache::disabled(),
+            excluded,
+        }));
+    }
+    let rt = runtime::load(args.model.ort_lib.as_deref())?;
     let mut cfg = common::extract_config(
         &model,
         &args.model,
@@ -290,19 +487,87 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     // The comparison device is opened (and its kernels compiled) before the long embedding stage.
     let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
     let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;
-    Ok(Prepared {
-        rt,
+    let runtime = record::RuntimeRecord {
+        onnxruntime_version: rt.version.clone(),
+        library: rt.library.display().to_string(),
+        execution_provider: cfg.device.provider(),
+        device_note,
+        workers,
+        intra_op_threads_per_worker: 1,
+        batch_size: args.exec.batch_size,
+    };
+    Ok(Some(Prepared {
+        embedder: Some((rt, cfg.clone())),
+        folder: None,
         staging,
         adapted,
         model,
+        detector_config: cfg.detector_config,
+        runtime,
         partition,
-        cfg,
-        device_note,
         backend,
         compare_note,
         cache,
-        workers,
         excluded,
+    }))
+}
+
+/// What run.json's `exclusions.pairs` holds for this run (null without `--exclude-pairs`).
+fn exclusion_count(args: &RunArgs, excluded: &[(usize, usize)]) -> serde_json::Value {
+    match &args.exclude_pairs {
+        Some(_) => excluded.len().into(),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// Refuses an embed folder that is not of this dataset: same samples, in the same order, with the
+/// same subjects.
+fn check_folder_matches(f: &EmbedFolder, m: &crate::manifest::Manifest) -> Result<()> {
+    if f.samples.len() != m.samples.len() {
+        bail!(
+            "--embeddings {} holds {} samples but the dataset lists {}; embed this dataset (facebias embed --dataset …) or give its manifest",
+            f.dir.display(),
+            f.samples.len(),
+            m.samples.len()
+        );
+    }
+    if let Some((i, (a, b))) = f
+        .samples
+        .iter()
+        .zip(&m.samples)
+        .enumerate()
+        .find(|(_, (a, b))| a.path != b.rel_path || a.subject != b.subject)
+    {
+        bail!(
+            "--embeddings {}: samples.csv row {} is {} (subject {}) but the dataset's manifest row {} is {} (subject {}); the folder embeds another dataset",
+            f.dir.display(),
+            i + 2,
+            a.path,
+            a.subject,
+            i + 2,
+            b.rel_path,
+            b.subject
+        );
+    }
+    Ok(())
+}
+
+/// The model and detector an embed folder's run.json records (their files are not read).
+fn model_of_folder(f: &EmbedFolder) -> Result<ResolvedModel> {
+    let r = &f.record;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let spec = serde_json::from_value(r["model"]["spec"].clone()).map_err(|e| {
+        anyhow!(
+            "--embeddings {}: run.json has no readable model spec: {e}",
+            f.dir.display()
+        )
+    })?;
+    Ok(ResolvedModel {
+        path: text(&r["model"]["path"]).into(),
+        sha256: text(&r["model"]["sha256"]),
+        spec,
+        detector: text(&r["detector"]["path"]).into(),
+        detector_sha256: text(&r["detector"]["sha256"]),
     })
 }
 
@@ -502,14 +767,17 @@ fn group_label(attributes: &[String], values: &[String]) -> String {
 fn run_record(
     args: &RunArgs,
     p: &Prepared,
-    ex: &ExtractOutput,
+    e: &Embedded,
     skipped: BTreeMap<&'static str, usize>,
     compare_s: f64,
     shard: Shard,
 ) -> RunRecord {
     let (m, manifest) = (&p.model, &p.adapted.manifest);
     let mut timings_s = BTreeMap::new();
-    timings_s.insert("extract", ex.timings.wall_s);
+    match args.embeddings {
+        Some(_) => timings_s.insert("load_embeddings", e.seconds),
+        None => timings_s.insert("extract", e.timings.wall_s),
+    };
     timings_s.insert("compare", compare_s);
     RunRecord {
         schema_version: record::SCHEMA_VERSION,
@@ -522,7 +790,7 @@ fn run_record(
         detector: record::DetectorRecord {
             path: m.detector.display().to_string(),
             sha256: m.detector_sha256.clone(),
-            config: p.cfg.detector_config,
+            config: p.detector_config,
         },
         dataset: record::DatasetRecord {
             name: args
@@ -537,15 +805,7 @@ fn run_record(
             attributes: manifest.attributes.clone(),
             warnings: manifest.warnings.clone(),
         },
-        runtime: record::RuntimeRecord {
-            onnxruntime_version: p.rt.version.clone(),
-            library: p.rt.library.display().to_string(),
-            execution_provider: p.cfg.device.provider(),
-            device_note: p.device_note.clone(),
-            workers: p.workers,
-            intra_op_threads_per_worker: 1,
-            batch_size: args.exec.batch_size,
-        },
+        runtime: p.runtime.clone(),
         compare: record::CompareRecord {
             kernel: p.backend.kernel_name(),
             device: p.backend.describe(),
@@ -564,9 +824,9 @@ fn run_record(
         files: Vec::new(),
         execution: record::ExecutionRecord {
             timings_s,
-            extract: ex.timings.clone(),
+            extract: e.timings.clone(),
             cache_file: p.cache.path().map(|p| p.display().to_string()),
-            cache_hits: ex.cache_hits,
+            cache_hits: e.cache_hits,
             cache_damaged_records: p.cache.damaged(),
             cache_set_aside: p.cache.set_aside().map(|p| p.display().to_string()),
             shard: [shard.index, shard.count],

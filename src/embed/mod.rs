@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cache;
 pub mod extract;
+pub mod folder;
 pub mod inspect;
 pub mod probe;
 pub mod sanity;

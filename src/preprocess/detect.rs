@@ -22,7 +22,7 @@ pub struct Face {
 }
 
 /// Which face to keep when several are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FaceSelect {
     /// The face whose box centre is nearest the image centre (LFW's labelled person; the default).
@@ -32,7 +32,7 @@ pub enum FaceSelect {
 }
 
 /// Detector settings (OpenCV's defaults).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct DetectorConfig {
     /// Images are scaled (up or down) so that their longer side has this many pixels before detection,
     /// as OpenCV's 640×640 letterbox does; landmarks are markedly more precise on faces upscaled this way.

@@ -338,7 +338,7 @@ fn emulated_fp32_kernel_is_bit_identical_to_the_fma_reference_and_the_cpu_kernel
         let pairs: u64 =
             got.nonmated.cells.iter().map(|c| c.total()).sum::<u64>() + got.mated.len() as u64;
         assert_eq!(pairs, (n * (n - 1) / 2) as u64, "{what}: every pair once");
-        if Kernel::detect() == Kernel::Avx2Fma {
+        if Kernel::Avx2Fma.available() {
             let cpu = kernel::all_pairs(
                 &emb,
                 dim,
@@ -808,7 +808,7 @@ fn real_embeddings_bit_identical_in_fp32_and_bounded_in_reduced_precision() {
     )
     .unwrap();
     assert_same(&got, &want, "BFW fp32");
-    if Kernel::detect() == Kernel::Avx2Fma {
+    if Kernel::Avx2Fma.available() {
         let cpu = kernel::all_pairs(
             &emb,
             dim,

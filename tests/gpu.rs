@@ -766,26 +766,7 @@ fn bfw_embeddings(dir: &std::path::Path) -> (Vec<f32>, usize, Vec<u16>, Vec<u32>
         .arg(&out)
         .assert()
         .success();
-    let (emb, rows, dim) =
-        facebias::report::read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap())
-            .unwrap();
-    let samples = common::read_csv(&out.join("samples.csv"));
-    let mut groups: Vec<String> = Vec::new();
-    let mut subjects: Vec<String> = Vec::new();
-    let (mut cell, mut subject) = (Vec::new(), Vec::new());
-    for s in samples.iter().filter(|s| !s["embedding_row"].is_empty()) {
-        let g = format!("{}|{}", s["sex"], s["race"]);
-        if !groups.contains(&g) {
-            groups.push(g.clone());
-        }
-        if !subjects.contains(&s["subject"]) {
-            subjects.push(s["subject"].clone());
-        }
-        cell.push(groups.iter().position(|x| *x == g).unwrap() as u16);
-        subject.push(subjects.iter().position(|x| *x == s["subject"]).unwrap() as u32);
-    }
-    assert_eq!(cell.len(), rows);
-    (emb, dim, cell, subject)
+    common::run_embeddings(&out)
 }
 
 #[test]

@@ -7,7 +7,7 @@
 #[macro_use]
 mod common;
 
-use common::{bfw_subset, facebias, read_csv};
+use common::{bfw_subset, facebias};
 use facebias::compare::kernel::{self, AllPairs, Kernel, Shard};
 
 const AVX512: &str = "avx512f-14x32";
@@ -117,27 +117,10 @@ fn avx512_and_avx2_agree_bit_for_bit_on_real_bfw_embeddings() {
     assert!(same_counts(&merged), "merged counts differ");
 
     // In process, on the run's embeddings: every thread count, and the bootstrap's high-pair list.
-    let (emb, rows, dim) =
-        facebias::report::read_npy_f32(&std::fs::read(a.join("embeddings.npy")).unwrap()).unwrap();
-    let (mut groups, mut subjects) = (Vec::<String>::new(), Vec::<String>::new());
-    let (mut cell, mut subject) = (Vec::new(), Vec::new());
-    for s in read_csv(&a.join("samples.csv"))
-        .iter()
-        .filter(|s| !s["embedding_row"].is_empty())
-    {
-        let g = format!("{}|{}", s["sex"], s["race"]);
-        if !groups.contains(&g) {
-            groups.push(g.clone());
-        }
-        if !subjects.contains(&s["subject"]) {
-            subjects.push(s["subject"].clone());
-        }
-        cell.push(groups.iter().position(|x| *x == g).unwrap() as u16);
-        subject.push(subjects.iter().position(|x| *x == s["subject"]).unwrap() as u32);
-    }
-    assert_eq!(cell.len(), rows);
+    let (emb, dim, cell, subject) = common::run_embeddings(&a);
+    let rows = cell.len();
     assert!(rows >= 300, "{rows} of 320 images enrolled");
-    let g = groups.len();
+    let g = 1 + *cell.iter().max().unwrap() as usize;
     let want = kernel::all_pairs(
         &emb,
         dim,

@@ -1,8 +1,9 @@
 //! Criterion benches of the comparison stage: all pairs of N synthetic unit embeddings scored and
-//! binned into per-group-pair histograms (8 groups, 36 cells), per kernel, dims 128 and 512, N = 1k,
-//! 5k, 20k. Throughput is in pairs. The scalar per-pair reference stops at 5k (20k takes ~10 s a run).
+//! binned into per-group-pair histograms (8 groups, 36 cells), per kernel (scalar, portable-6x16, and
+//! avx2-fma-6x16 / avx512f-14x32 where the CPU has them), dims 128 and 512, N = 1k, 5k, 20k.
+//! Throughput is in pairs. The scalar per-pair reference stops at 5k (20k takes ~10 s a run).
 //!
-//! `cargo bench --bench compare`; a single case: `cargo bench --bench compare -- avx2-fma-6x16/d128`.
+//! `cargo bench --bench compare`; a single case: `cargo bench --bench compare -- avx512f-14x32/d128`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use facebias::compare::bench::synthetic;
@@ -13,9 +14,11 @@ fn bench_kernels(c: &mut Criterion) {
         .map(|n| n.get())
         .unwrap_or(1);
     let mut kernels = vec![Kernel::Scalar, Kernel::Portable];
-    if Kernel::detect() == Kernel::Avx2Fma {
-        kernels.push(Kernel::Avx2Fma);
-    }
+    kernels.extend(
+        [Kernel::Avx2Fma, Kernel::Avx512f]
+            .into_iter()
+            .filter(|k| k.available()),
+    );
     for kernel in kernels {
         let mut group = c.benchmark_group(format!("allpairs/{}", kernel.name()));
         group.sample_size(10);

@@ -218,6 +218,11 @@ pub struct RunArgs {
     /// each score by at most about 2^-7 / 2^-10. Reduced precision needs --device cuda (or auto with a GPU).
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::compare::gpu::Precision,
+    /// CPU comparison kernel, by its recorded name (avx512f-14x32, avx2-fma-6x16, portable-6x16,
+    /// scalar) [default: the fastest this CPU supports, in that order]. The tiled kernels give
+    /// bit-identical results, so shards computed with different ones merge.
+    #[arg(long, value_enum)]
+    pub kernel: Option<crate::compare::kernel::Kernel>,
     /// Pairs to leave out of every count, judged label errors (one person under two identities,
     /// duplicates): a CSV with columns `path_a,path_b` naming images as the manifest does — the layout
     /// of top_impostors.csv, so rows can be copied from it. Recorded in run.json, stated on the page.
@@ -693,8 +698,8 @@ pub struct KernelBenchArgs {
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Kernel to measure [default: the fastest this CPU supports]; `avx512f` is a 1:N search kernel
-    /// (with --search only).
+    /// Kernel to measure, by its recorded name (scalar, portable-6x16, avx2-fma-6x16, avx512f-14x32)
+    /// [default: the fastest this CPU supports].
     #[arg(long, value_enum)]
     pub kernel: Option<BenchKernel>,
     /// Embeddings for the scalar per-pair baseline (kept smaller: it is slow), reported as pairs/s.
@@ -730,30 +735,36 @@ pub struct KernelBenchArgs {
     pub candidates: usize,
 }
 
-/// A kernel named by `bench --kernel`: the all-pairs kernels ([`crate::compare::kernel::Kernel`]) and,
-/// with `--search`, the 1:N search kernels ([`crate::compare::search::SearchKernel`]).
+/// A kernel named by `bench --kernel`, by the name run.json and the bench record: the all-pairs kernels
+/// ([`crate::compare::kernel::Kernel`]) and, with `--search`, the 1:N search kernels
+/// ([`crate::compare::search::SearchKernel`]). The short names of earlier versions (`portable`,
+/// `avx2-fma`, `avx512f`) are accepted too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 #[value(rename_all = "kebab-case")]
 pub enum BenchKernel {
     /// The per-pair reference (`scalar`).
     Scalar,
     /// The tiling in portable Rust (`portable-6x16`).
+    #[value(name = "portable-6x16", alias = "portable")]
     Portable,
     /// AVX2 + FMA intrinsics (`avx2-fma-6x16`).
+    #[value(name = "avx2-fma-6x16", alias = "avx2-fma")]
     Avx2Fma,
-    /// AVX-512F intrinsics, search only (`avx512f-14x32`).
+    /// AVX-512F intrinsics: the 14×32 all-pairs tile and, with --search, the 14×32 search tile
+    /// (both `avx512f-14x32`).
+    #[value(name = "avx512f-14x32", alias = "avx512f")]
     Avx512f,
 }
 
 impl BenchKernel {
-    /// The all-pairs kernel of this name, if there is one.
-    pub fn all_pairs(self) -> Option<crate::compare::kernel::Kernel> {
+    /// The all-pairs kernel of this name.
+    pub fn all_pairs(self) -> crate::compare::kernel::Kernel {
         use crate::compare::kernel::Kernel;
         match self {
-            BenchKernel::Scalar => Some(Kernel::Scalar),
-            BenchKernel::Portable => Some(Kernel::Portable),
-            BenchKernel::Avx2Fma => Some(Kernel::Avx2Fma),
-            BenchKernel::Avx512f => None,
+            BenchKernel::Scalar => Kernel::Scalar,
+            BenchKernel::Portable => Kernel::Portable,
+            BenchKernel::Avx2Fma => Kernel::Avx2Fma,
+            BenchKernel::Avx512f => Kernel::Avx512f,
         }
     }
 

@@ -346,7 +346,7 @@ fn emulated_fp32_kernel_is_bit_identical_to_the_fma_reference_and_the_cpu_kernel
         let pairs: u64 =
             got.nonmated.cells.iter().map(|c| c.total()).sum::<u64>() + got.mated.len() as u64;
         assert_eq!(pairs, (n * (n - 1) / 2) as u64, "{what}: every pair once");
-        if Kernel::detect() == Kernel::Avx2Fma {
+        if Kernel::Avx2Fma.available() {
             let cpu = kernel::all_pairs(
                 &emb,
                 dim,
@@ -774,26 +774,7 @@ fn bfw_embeddings(dir: &std::path::Path) -> (Vec<f32>, usize, Vec<u16>, Vec<u32>
         .arg(&out)
         .assert()
         .success();
-    let (emb, rows, dim) =
-        facebias::report::read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap())
-            .unwrap();
-    let samples = common::read_csv(&out.join("samples.csv"));
-    let mut groups: Vec<String> = Vec::new();
-    let mut subjects: Vec<String> = Vec::new();
-    let (mut cell, mut subject) = (Vec::new(), Vec::new());
-    for s in samples.iter().filter(|s| !s["embedding_row"].is_empty()) {
-        let g = format!("{}|{}", s["sex"], s["race"]);
-        if !groups.contains(&g) {
-            groups.push(g.clone());
-        }
-        if !subjects.contains(&s["subject"]) {
-            subjects.push(s["subject"].clone());
-        }
-        cell.push(groups.iter().position(|x| *x == g).unwrap() as u16);
-        subject.push(subjects.iter().position(|x| *x == s["subject"]).unwrap() as u32);
-    }
-    assert_eq!(cell.len(), rows);
-    (emb, dim, cell, subject)
+    common::run_embeddings(&out)
 }
 
 #[test]
@@ -816,7 +797,7 @@ fn real_embeddings_bit_identical_in_fp32_and_bounded_in_reduced_precision() {
     )
     .unwrap();
     assert_same(&got, &want, "BFW fp32");
-    if Kernel::detect() == Kernel::Avx2Fma {
+    if Kernel::Avx2Fma.available() {
         let cpu = kernel::all_pairs(
             &emb,
             dim,

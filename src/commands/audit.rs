@@ -335,6 +335,7 @@ fn run_with_spec(
         shard: None,
         exclude_pairs: None,
         precision: crate::compare::gpu::Precision::Fp32,
+        kernel: None,
         adapter: crate::manifest::adapters::Adapter::Auto,
         analysis: args.analysis.clone(),
         model: ModelArgs {

@@ -53,16 +53,12 @@ pub fn bench_kernel(a: &KernelBenchArgs) -> Result<BenchOutcome> {
 }
 
 fn bench_cpu_kernel(a: &KernelBenchArgs) -> Result<KernelBench> {
-    let kernel = match a.kernel {
-        None => Kernel::detect(),
-        Some(k) => k.all_pairs().ok_or_else(|| {
-            anyhow!("--kernel avx512f is a 1:N search kernel: use it with --search")
-        })?,
-    };
+    let kernel = a.kernel.map_or_else(Kernel::detect, BenchKernel::all_pairs);
     if !kernel.available() {
         bail!(
-            "--kernel {} needs CPU features this machine lacks; use --kernel portable",
-            kernel.name()
+            "--kernel {} needs CPU features this machine lacks; this CPU's best is {}",
+            kernel.name(),
+            Kernel::detect().name()
         );
     }
     Ok(bench::run(

@@ -142,6 +142,7 @@ fn run_models(
             shard: None,
             exclude_pairs: None,
             precision: crate::compare::gpu::Precision::Fp32,
+            kernel: None,
             adapter: crate::manifest::adapters::Adapter::Auto,
             analysis: args.analysis.clone(),
             model: model_args(name, false),

@@ -22,6 +22,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunOutcome> {
         shard: None,
         exclude_pairs: None,
         precision: crate::compare::gpu::Precision::Fp32,
+        kernel: None,
         adapter: crate::manifest::adapters::Adapter::Auto,
         analysis: AnalysisArgs::default(),
         model: ModelArgs {

@@ -87,7 +87,7 @@ fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Hea
     let (scheme, scheme0) = (shard_scheme(&h.kernel), shard_scheme(&h0.kernel));
     if scheme != scheme0 {
         bail!(
-            "{} was computed by {} ({scheme}) but {} by {} ({scheme0}); shards split the pairs by their kernel's scheme, so run every shard with the same --device",
+            "{} was computed by {} ({scheme}) but {} by {} ({scheme0}); shards split the pairs by their kernel's scheme, so run every shard with the same --device (on the CPU, any tiled --kernel, or scalar for all)",
             dir.display(),
             h.kernel,
             first.display(),

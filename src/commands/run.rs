@@ -486,6 +486,9 @@ fn prepare(args: &RunArgs) -> Result<Option<Prepared>> {
     cfg.max_pixels = args.exec.max_image_pixels;
     // The comparison device is opened (and its kernels compiled) before the long embedding stage.
     let (backend, compare_note) = Backend::select(args.exec.device, args.precision, workers)?;
+    let backend = backend
+        .with_cpu_kernel(args.kernel)
+        .map_err(|e| anyhow!(e))?;
     let cache = common::open_cache(rt, &model, &cfg, &args.exec)?;
     let runtime = record::RuntimeRecord {
         onnxruntime_version: rt.version.clone(),

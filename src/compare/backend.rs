@@ -33,6 +33,8 @@ pub enum Backend {
 pub fn shard_scheme(kernel_name: &str) -> &'static str {
     if kernel_name.starts_with("cuda") {
         "gpu tile rows of 128"
+    } else if kernel_name == "scalar" {
+        "cpu rows modulo the shard count"
     } else {
         "cpu row blocks"
     }
@@ -85,6 +87,27 @@ impl Backend {
                 ))),
                 Err(e) => Ok((cpu, format!("comparison on the CPU: {e}"))),
             },
+        }
+    }
+
+    /// This backend with the CPU kernel `kernel` (`--kernel`) instead of the detected one; refused
+    /// when this CPU lacks the kernel's instruction set, or when the comparison runs on a GPU.
+    pub fn with_cpu_kernel(self, kernel: Option<Kernel>) -> Result<Backend, String> {
+        match (self, kernel) {
+            (b, None) => Ok(b),
+            (Backend::Cpu { threads, .. }, Some(k)) if k.available() => Ok(Backend::Cpu {
+                kernel: k,
+                threads,
+            }),
+            (Backend::Cpu { .. }, Some(k)) => Err(format!(
+                "--kernel {} needs CPU features this machine lacks; this CPU's best is {}",
+                k.name(),
+                Kernel::detect().name()
+            )),
+            (Backend::Cuda { .. }, Some(k)) => Err(format!(
+                "--kernel {} picks a CPU kernel, but the comparison runs on the GPU; drop --kernel or use --device cpu",
+                k.name()
+            )),
         }
     }
 
@@ -284,6 +307,41 @@ mod tests {
         assert!(note.is_empty());
         assert_eq!(shard_scheme(b.kernel_name()), "cpu row blocks");
         assert_eq!(shard_scheme("cuda-fp32-128x128"), "gpu tile rows of 128");
+    }
+
+    #[test]
+    fn every_tiled_cpu_kernel_shares_one_shard_scheme_and_scalar_has_its_own() {
+        for k in [Kernel::Portable, Kernel::Avx2Fma, Kernel::Avx512f] {
+            assert_eq!(shard_scheme(k.name()), "cpu row blocks", "{}", k.name());
+        }
+        assert_eq!(shard_scheme("scalar"), "cpu rows modulo the shard count");
+    }
+
+    #[test]
+    fn kernel_override_is_kept_or_refused_with_the_fix() {
+        let cpu = || Backend::select(Device::Cpu, Precision::Fp32, 2).unwrap().0;
+        assert_eq!(
+            cpu().with_cpu_kernel(None).unwrap().kernel_name(),
+            Kernel::detect().name()
+        );
+        let b = cpu().with_cpu_kernel(Some(Kernel::Portable)).unwrap();
+        assert_eq!(b.kernel_name(), "portable-6x16");
+        assert!(matches!(b, Backend::Cpu { threads: 2, .. }));
+        for k in [Kernel::Avx2Fma, Kernel::Avx512f] {
+            match cpu().with_cpu_kernel(Some(k)) {
+                Ok(b) => {
+                    assert!(k.available());
+                    assert_eq!(b.kernel_name(), k.name());
+                }
+                Err(m) => {
+                    assert!(!k.available());
+                    assert!(
+                        m.contains(k.name()) && m.contains(Kernel::detect().name()),
+                        "{m}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,65 +30,10 @@ pub fn synthetic(n: usize, dim: usize, groups: usize, seed: u64) -> (Vec<f32>, V
     (emb, cell, subject)
 }
 
-/// Measured fused-multiply-add peak of this machine in GFLOP/s over `threads` threads: 12 independent
-/// 8-lane FMA chains per thread (enough to cover the FMA latency on two ports), ~0.3 s.
-/// The best of three runs is kept (the first may pay for frequency ramp-up).
-pub fn fma_peak_gflops(threads: usize) -> f64 {
-    let iters: u64 = 60_000_000;
-    (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                for _ in 0..threads.max(1) {
-                    s.spawn(move || std::hint::black_box(fma_loop(iters)));
-                }
-            });
-            let secs = start.elapsed().as_secs_f64();
-            // 12 chains × 8 lanes × 2 flops per iteration.
-            (threads.max(1) as f64 * iters as f64 * 12.0 * 8.0 * 2.0) / secs / 1e9
-        })
-        .fold(0.0, f64::max)
-}
-
-fn fma_loop(iters: u64) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if Kernel::detect() == Kernel::Avx2Fma {
-            // SAFETY: AVX2 and FMA were detected at run time.
-            return unsafe { fma_loop_avx2(iters) };
-        }
-    }
-    let mut acc = [[1.0f32; 8]; 12];
-    let m = std::hint::black_box(0.999_999f32);
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            for v in a.iter_mut() {
-                *v = v.mul_add(m, 1e-7);
-            }
-        }
-    }
-    acc.iter().flatten().sum()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_loop_avx2(iters: u64) -> f32 {
-    use std::arch::x86_64::*;
-    let m = _mm256_set1_ps(std::hint::black_box(0.999_999));
-    let c = _mm256_set1_ps(1e-7);
-    let mut acc = [_mm256_set1_ps(1.0); 12];
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            *a = _mm256_fmadd_ps(*a, m, c);
-        }
-    }
-    let mut out = [0.0f32; 8];
-    let sum = acc
-        .iter()
-        .fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, *a));
-    // SAFETY: out holds 8 floats.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
-    out.iter().sum()
+/// Floating-point operations of an FMA peak loop: `threads` threads × `iters` iterations × `chains`
+/// independent FMA chains × `lanes` lanes × 2 (a fused multiply-add is a multiply and an add).
+pub fn fma_loop_flops(threads: usize, iters: u64, chains: usize, lanes: usize) -> f64 {
+    threads as f64 * iters as f64 * chains as f64 * lanes as f64 * 2.0
 }
 
 /// The instruction set a measured FMA peak was reached with.
@@ -106,16 +51,19 @@ pub enum PeakIsa {
 impl PeakIsa {
     /// The widest FMA this CPU has.
     pub fn widest() -> PeakIsa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return PeakIsa::Avx512f;
-            }
-            if Kernel::detect() == Kernel::Avx2Fma {
-                return PeakIsa::Avx2;
-            }
+        [PeakIsa::Avx512f, PeakIsa::Avx2]
+            .into_iter()
+            .find(|i| i.available())
+            .unwrap_or(PeakIsa::Portable)
+    }
+
+    /// Whether this CPU runs the loop of this instruction set.
+    pub fn available(self) -> bool {
+        match self {
+            PeakIsa::Avx512f => Kernel::Avx512f.available(),
+            PeakIsa::Avx2 => Kernel::Avx2Fma.available(),
+            PeakIsa::Portable => true,
         }
-        PeakIsa::Portable
     }
 
     /// The name in bench output (`avx512f`, `avx2`, `portable`).
@@ -126,6 +74,83 @@ impl PeakIsa {
             PeakIsa::Portable => "portable",
         }
     }
+
+    /// Independent FMA chains a thread, enough to cover the FMA latency on two pipes.
+    pub fn chains(self) -> usize {
+        match self {
+            PeakIsa::Avx512f => 24,
+            PeakIsa::Avx2 | PeakIsa::Portable => 12,
+        }
+    }
+
+    /// Lanes of one FMA.
+    pub fn lanes(self) -> usize {
+        match self {
+            PeakIsa::Avx512f => 16,
+            PeakIsa::Avx2 | PeakIsa::Portable => 8,
+        }
+    }
+
+    /// Runs the peak loop on this thread: every lane of every chain starts at 1 and becomes
+    /// `x·m + c` each iteration; returns the sum of all lanes (so `m = c = 1` gives
+    /// `chains·lanes·(1 + iters)`, a count by hand). Falls back to the portable loop where the CPU
+    /// lacks the instruction set.
+    pub fn run_loop(self, iters: u64, m: f32, c: f32) -> f32 {
+        let (m, c) = (std::hint::black_box(m), std::hint::black_box(c));
+        #[cfg(target_arch = "x86_64")]
+        match self {
+            // SAFETY: AVX-512F / AVX2 + FMA were detected at run time.
+            PeakIsa::Avx512f if self.available() => return unsafe { fma_loop_avx512(iters, m, c) },
+            PeakIsa::Avx2 if self.available() => return unsafe { fma_loop_avx2(iters, m, c) },
+            _ => {}
+        }
+        let mut acc = [[1.0f32; 8]; 12];
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                for v in a.iter_mut() {
+                    *v = v.mul_add(m, c);
+                }
+            }
+        }
+        acc.iter().flatten().sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_avx2(iters: u64, m: f32, c: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm256_set1_ps(m), _mm256_set1_ps(c));
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, *a));
+    // SAFETY: out holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(iters: u64, m: f32, c: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm512_set1_ps(m), _mm512_set1_ps(c));
+    let mut acc = [_mm512_set1_ps(1.0); 24];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a));
+    _mm512_reduce_add_ps(sum)
 }
 
 /// A measured FMA peak and the instruction set it used.
@@ -137,52 +162,47 @@ pub struct FmaPeak {
     pub isa: PeakIsa,
 }
 
-/// The honest FMA peak of this machine over `threads` threads: the loop of the widest FMA the CPU
-/// has ([`PeakIsa::widest`]: 16-lane AVX-512F where present, so a 16-lane kernel is measured against
-/// a 16-lane peak), best of three runs of ~0.15 s.
-pub fn widest_fma_peak(threads: usize) -> FmaPeak {
-    let isa = PeakIsa::widest();
-    #[cfg(target_arch = "x86_64")]
-    if isa == PeakIsa::Avx512f {
-        let iters: u64 = 40_000_000;
-        let gflops = (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..threads.max(1) {
-                        // SAFETY: AVX-512F was detected at run time (`PeakIsa::widest`).
-                        s.spawn(move || std::hint::black_box(unsafe { fma_loop_avx512(iters) }));
-                    }
-                });
-                let secs = start.elapsed().as_secs_f64();
-                // 24 chains × 16 lanes × 2 flops per iteration.
-                (threads.max(1) as f64 * iters as f64 * 24.0 * 16.0 * 2.0) / secs / 1e9
-            })
-            .fold(0.0, f64::max);
-        return FmaPeak { gflops, isa };
-    }
-    FmaPeak {
-        gflops: fma_peak_gflops(threads),
-        isa,
-    }
+/// The FMA peak of `isa` over `threads` threads: [`PeakIsa::run_loop`] on every thread, flops by
+/// [`fma_loop_flops`], best of three runs of ~0.15 s (the first may pay for frequency ramp-up).
+pub fn fma_peak(isa: PeakIsa, threads: usize) -> FmaPeak {
+    let threads = threads.max(1);
+    // About 0.15 s a run at 3 GHz with two FMA pipes.
+    let iters: u64 = match isa {
+        PeakIsa::Avx512f => 40_000_000,
+        _ => 80_000_000,
+    };
+    let gflops = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(move || std::hint::black_box(isa.run_loop(iters, 0.999_999, 1e-7)));
+                }
+            });
+            let secs = start.elapsed().as_secs_f64();
+            fma_loop_flops(threads, iters, isa.chains(), isa.lanes()) / secs / 1e9
+        })
+        .fold(0.0, f64::max);
+    FmaPeak { gflops, isa }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fma_loop_avx512(iters: u64) -> f32 {
-    use std::arch::x86_64::*;
-    let m = _mm512_set1_ps(std::hint::black_box(0.999_999));
-    let c = _mm512_set1_ps(1e-7);
-    let mut acc = [_mm512_set1_ps(1.0); 24];
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            *a = _mm512_fmadd_ps(*a, m, c);
-        }
-    }
-    let sum = acc
-        .iter()
-        .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a));
-    _mm512_reduce_add_ps(sum)
+/// The honest FMA peak of this machine over `threads` threads: the loop of the widest FMA the CPU
+/// has ([`PeakIsa::widest`]: 16-lane AVX-512F where present, so a 16-lane kernel is measured against
+/// a 16-lane peak).
+pub fn widest_fma_peak(threads: usize) -> FmaPeak {
+    fma_peak(PeakIsa::widest(), threads)
+}
+
+/// The peak measured before and after a kernel ran, and whether the two disagree by more than 10 %
+/// (a machine busy with other work, or a clock that changed): the warning to print, if any.
+pub fn peak_drift_warning(before: f64, after: f64) -> Option<String> {
+    let (lo, hi) = (before.min(after), before.max(after));
+    (hi > 1.10 * lo).then(|| {
+        format!(
+            "the FMA peak measured before ({before:.1} GFLOP/s) and after ({after:.1} GFLOP/s) the kernel differ by {:.0} %: the machine is busy or its clock changed, so the % of peak is uncertain",
+            100.0 * (hi / lo - 1.0)
+        )
+    })
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
@@ -228,8 +248,17 @@ pub struct KernelBench {
     pub pairs_per_second: f64,
     /// 2·d·pairs / median seconds / 1e9.
     pub gflops: f64,
-    /// Measured FMA peak over `threads` threads.
+    /// Measured FMA peak over `threads` threads: the better of the measurements before and after
+    /// the kernel, with the widest FMA the CPU has.
     pub peak_gflops: f64,
+    /// The instruction set of the peak loop (`avx512f`, `avx2` or `portable`).
+    pub peak_isa: &'static str,
+    /// The peak measured before the kernel ran.
+    pub peak_before_gflops: f64,
+    /// The peak measured after the kernel ran.
+    pub peak_after_gflops: f64,
+    /// Set when the two peak measurements differ by more than 10 %.
+    pub peak_warning: Option<String>,
     /// gflops / peak_gflops · 100.
     pub percent_of_peak: f64,
     /// Pairs per second of the scalar per-pair reference (same threads, on `scalar_n` embeddings).
@@ -252,7 +281,7 @@ pub fn run(
     kernel: Kernel,
     scalar_n: usize,
 ) -> KernelBench {
-    let peak_before = fma_peak_gflops(threads);
+    let before = widest_fma_peak(threads);
     let (emb, cell, subject) = synthetic(n, dim, groups, 42);
     let pairs = (n as u64) * (n as u64).saturating_sub(1) / 2;
     let mut seconds = Vec::new();
@@ -271,8 +300,10 @@ pub fn run(
         seconds.push(t.elapsed().as_secs_f64());
         std::hint::black_box(&r);
     }
-    // Measured again after the kernel ran (a cold core may not reach its clock at first); the best is kept.
-    let peak = peak_before.max(fma_peak_gflops(threads));
+    // Measured again after the kernel ran (a cold core may not reach its clock at first); the best is
+    // kept, and a disagreement of more than 10 % is reported.
+    let after = fma_peak(before.isa, threads);
+    let peak = before.gflops.max(after.gflops);
     let mut sorted = seconds.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
@@ -304,6 +335,10 @@ pub fn run(
         pairs_per_second: pps,
         gflops,
         peak_gflops: peak,
+        peak_isa: before.isa.name(),
+        peak_before_gflops: before.gflops,
+        peak_after_gflops: after.gflops,
+        peak_warning: peak_drift_warning(before.gflops, after.gflops),
         percent_of_peak: 100.0 * gflops / peak,
         scalar_pairs_per_second: scalar_pps,
         scalar_n,
@@ -437,4 +472,67 @@ pub fn run_gpu(
         cpu_pairs_per_second: cpu_pps,
         speedup_vs_cpu: pps / cpu_pps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_count_by_hand() {
+        // 2 threads × 1000 iterations × 24 chains × 16 lanes × 2 flops.
+        assert_eq!(fma_loop_flops(2, 1000, 24, 16), 1_536_000.0);
+        assert_eq!(fma_loop_flops(1, 3, 12, 8), 576.0);
+    }
+
+    #[test]
+    fn every_peak_loop_does_the_fmas_it_counts() {
+        // With m = c = 1 each lane goes 1, 2, 3, …: after 1000 iterations it holds 1001, and the sum
+        // over chains × lanes is exact in f32 (below 2^24), so the loop ran exactly
+        // iters × chains × lanes FMAs, the count `fma_loop_flops` charges.
+        for isa in [PeakIsa::Avx512f, PeakIsa::Avx2, PeakIsa::Portable] {
+            if !isa.available() {
+                eprintln!("skip: this CPU has no {} loop", isa.name());
+                continue;
+            }
+            let lanes = (isa.chains() * isa.lanes()) as f32;
+            assert_eq!(
+                isa.run_loop(1000, 1.0, 1.0),
+                lanes * 1001.0,
+                "{}",
+                isa.name()
+            );
+            // x·0.5 + 1 from 1: 1.5, 1.75, … → 2 − 2^-n after n iterations; with n = 10 every partial
+            // sum of up to 384 lanes needs at most 20 significant bits, so it is exact in f32.
+            let n = 10;
+            let want = lanes * (2.0 - 0.5f32.powi(n));
+            assert_eq!(isa.run_loop(n as u64, 0.5, 1.0), want, "{}", isa.name());
+        }
+        assert_eq!(PeakIsa::Avx512f.chains() * PeakIsa::Avx512f.lanes(), 384);
+        assert_eq!(PeakIsa::Avx2.chains() * PeakIsa::Avx2.lanes(), 96);
+    }
+
+    #[test]
+    fn widest_peak_names_the_widest_unit() {
+        let want = if Kernel::Avx512f.available() {
+            PeakIsa::Avx512f
+        } else if Kernel::Avx2Fma.available() {
+            PeakIsa::Avx2
+        } else {
+            PeakIsa::Portable
+        };
+        assert_eq!(PeakIsa::widest(), want);
+    }
+
+    #[test]
+    fn drift_warning_above_ten_percent_only() {
+        assert_eq!(peak_drift_warning(100.0, 109.0), None);
+        assert_eq!(peak_drift_warning(109.0, 100.0), None);
+        let w = peak_drift_warning(100.0, 111.0).expect("11 % apart");
+        assert!(
+            w.contains("11 %") && w.contains("100.0") && w.contains("111.0"),
+            "{w}"
+        );
+        assert!(peak_drift_warning(120.0, 100.0).unwrap().contains("20 %"));
+    }
 }

@@ -13,20 +13,42 @@
 //!   `threads` workers with private `u32` histograms, flushed into `u64` totals; integer counts make the
 //!   result identical for any thread count and any scheduling.
 //!
-//! Kernels: [`Kernel::Avx2Fma`] on x86-64 with AVX2 and FMA, [`Kernel::Portable`] (the same tiling in
+//! Kernels: [`Kernel::Avx512f`] on x86-64 with AVX-512F (a 14×32 tile in 28 of the 32 zmm registers),
+//! [`Kernel::Avx2Fma`] with AVX2 and FMA (the 6×16 tile above), [`Kernel::Portable`] (the 6×16 tiling in
 //! plain Rust, for other CPUs), and [`Kernel::Scalar`] (one dot product per pair, the reference).
-//! [`Kernel::detect`] picks the best once and caches it.
+//! [`Kernel::detect`] picks the best once and caches it. Every tiled kernel accumulates each pair's dot
+//! product with one fused multiply-add per dimension, in increasing order from 0.0, so the AVX-512 and
+//! AVX2 kernels give bit-identical scores, bins, mated scores and high-pair lists; work units are row
+//! blocks whose size does not depend on the kernel, so shards computed by different CPU kernels
+//! partition the same pairs and merge.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::{bin_of, CellHistograms, MatedScore, BINS};
 
+/// Tile height and width of the 6×16 kernels (AVX2 and portable).
 const MR: usize = 6;
 const NR: usize = 16;
-const TILE: usize = MR * NR;
-/// A-panels per work unit (row block of 48 rows).
+/// Tile height and width of the AVX-512F kernel.
+const MR512: usize = 14;
+const NR512: usize = 32;
+/// The largest tile of any kernel (score and bin buffers have this size).
+const MAX_TILE: usize = MR512 * NR512;
+/// Rows of a work unit are a multiple of this, the least common multiple of every kernel's tile
+/// height, so that each kernel's A panels tile each work unit exactly and every kernel cuts the rows
+/// into the same work units (shards of different CPU kernels partition the same pairs).
+const JOB_QUANTUM: usize = lcm(MR, MR512);
+/// 6-row A panels per work unit, at least (row block of 48 rows, before rounding to [`JOB_QUANTUM`]).
 const PANELS_PER_JOB: usize = 8;
+
+const fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
 
 /// A similarity kernel implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -36,43 +58,64 @@ pub enum Kernel {
     /// One 8-accumulator dot product per pair (the reference).
     Scalar,
     /// The blocked 6×16 tiling in portable Rust (compiler-vectorised).
+    #[value(name = "portable-6x16", alias = "portable")]
     Portable,
     /// The blocked 6×16 tiling with AVX2 + FMA intrinsics.
+    #[value(name = "avx2-fma-6x16", alias = "avx2-fma")]
     Avx2Fma,
+    /// The blocked 14×32 tiling with AVX-512F intrinsics (28 zmm accumulators).
+    #[value(name = "avx512f-14x32", alias = "avx512f")]
+    Avx512f,
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU supports, detected once.
+    /// The fastest kernel this CPU supports, detected once: AVX-512F, else AVX2 + FMA, else portable.
     pub fn detect() -> Kernel {
         static BEST: OnceLock<Kernel> = OnceLock::new();
         *BEST.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    return Kernel::Avx2Fma;
-                }
-            }
-            Kernel::Portable
+            [Kernel::Avx512f, Kernel::Avx2Fma]
+                .into_iter()
+                .find(|k| k.available())
+                .unwrap_or(Kernel::Portable)
         })
     }
 
     /// Whether this CPU can run the kernel.
     pub fn available(self) -> bool {
         match self {
-            Kernel::Avx2Fma => Kernel::detect() == Kernel::Avx2Fma,
-            _ => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512f => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2Fma | Kernel::Avx512f => false,
+            Kernel::Scalar | Kernel::Portable => true,
         }
     }
 
-    /// The name recorded in run.json and bench output.
+    /// The name recorded in run.json and bench output (also accepted by `--kernel`).
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Scalar => "scalar",
             Kernel::Portable => "portable-6x16",
             Kernel::Avx2Fma => "avx2-fma-6x16",
+            Kernel::Avx512f => "avx512f-14x32",
         }
+    }
+
+    /// The kernel of a recorded name (`avx2-fma-6x16`, …), if there is one.
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        [
+            Kernel::Scalar,
+            Kernel::Portable,
+            Kernel::Avx2Fma,
+            Kernel::Avx512f,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 }
 
@@ -123,14 +166,17 @@ pub fn all_pairs(
     );
     match kernel {
         Kernel::Scalar => scalar_all_pairs(emb, dim, cell, subject, groups, threads, shard),
-        Kernel::Portable | Kernel::Avx2Fma => {
-            let kernel = if kernel.available() {
-                kernel
-            } else {
-                Kernel::Portable
-            };
+        Kernel::Portable | Kernel::Avx2Fma | Kernel::Avx512f => {
             blocked_all_pairs(
-                emb, dim, cell, subject, groups, kernel, threads, shard, None,
+                emb,
+                dim,
+                cell,
+                subject,
+                groups,
+                tiled(kernel),
+                threads,
+                shard,
+                None,
             )
             .0
         }
@@ -195,19 +241,31 @@ fn scalar_all_pairs(
     AllPairs { nonmated, mated }
 }
 
-/// Rows sorted by (group, subject) and packed into A and B panels.
+/// The tiled kernel that serves `kernel`: itself where this CPU has its features, else the portable
+/// tiling (the scalar reference is served by the portable tiling too).
+fn tiled(kernel: Kernel) -> Kernel {
+    match kernel {
+        Kernel::Avx2Fma | Kernel::Avx512f if kernel.available() => kernel,
+        _ => Kernel::Portable,
+    }
+}
+
+/// Rows sorted by (group, subject) and packed into A and B panels of one kernel's tile shape.
 struct Packed {
     n: usize,
     dim: usize,
+    /// Tile height (rows of an A panel) and width (columns of a B panel).
+    mr: usize,
+    nr: usize,
     /// Original row of each sorted position.
     order: Vec<usize>,
     /// Group of each sorted position (padded positions repeat the last).
     grp: Vec<u16>,
     /// Subject rank of each sorted position, non-decreasing.
     subj: Vec<u32>,
-    /// `⌈n/6⌉` panels of `dim × 6`.
+    /// `⌈n/mr⌉` panels of `dim × mr`.
     a: AlignedBuf,
-    /// `⌈n/16⌉` panels of `dim × 16`.
+    /// `⌈n/nr⌉` panels of `dim × nr`.
     b: AlignedBuf,
 }
 
@@ -314,27 +372,29 @@ pub(crate) fn sort_rows(cell: &[u16], subject: &[u32]) -> SortedRows {
     SortedRows { order, grp, subj }
 }
 
-fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32]) -> Packed {
+fn pack(emb: &[f32], dim: usize, cell: &[u16], subject: &[u32], mr: usize, nr: usize) -> Packed {
     let n = cell.len();
     let SortedRows { order, grp, subj } = sort_rows(cell, subject);
-    let pa = n.div_ceil(MR);
-    let pb = n.div_ceil(NR);
+    let pa = n.div_ceil(mr);
+    let pb = n.div_ceil(nr);
     // A panels are padded to whole cache lines too, so every panel starts on a line boundary when
-    // dim·6 floats is a multiple of 16 (dim a multiple of 8), as for the usual embedding sizes.
-    let mut a = AlignedBuf::zeroed(pa * dim * MR);
-    let mut b = AlignedBuf::zeroed(pb * dim * NR);
+    // dim·mr floats is a multiple of 16 (dim a multiple of 8), as for the usual embedding sizes.
+    let mut a = AlignedBuf::zeroed(pa * dim * mr);
+    let mut b = AlignedBuf::zeroed(pb * dim * nr);
     for (p, &i) in order.iter().enumerate() {
         let row = &emb[i * dim..(i + 1) * dim];
-        let (qa, ra) = (p / MR, p % MR);
-        let (qb, rb) = (p / NR, p % NR);
+        let (qa, ra) = (p / mr, p % mr);
+        let (qb, rb) = (p / nr, p % nr);
         for (k, &v) in row.iter().enumerate() {
-            a[qa * dim * MR + k * MR + ra] = v;
-            b[qb * dim * NR + k * NR + rb] = v;
+            a[qa * dim * mr + k * mr + ra] = v;
+            b[qb * dim * nr + k * nr + rb] = v;
         }
     }
     Packed {
         n,
         dim,
+        mr,
+        nr,
         order,
         grp,
         subj,
@@ -410,17 +470,47 @@ impl Local {
     }
 }
 
-/// Bins of a 6×16 score tile (same arithmetic as [`bin_of`]).
-#[inline]
-fn bins_portable(scores: &[f32; TILE], bins: &mut [u32; TILE]) {
-    for (b, &s) in bins.iter_mut().zip(scores) {
-        *b = bin_of(s) as u32;
+/// A register-tiled micro-kernel: `MR` rows (one A panel) × `NR` columns (one B panel), scores and
+/// bins of the tile written row-major (`r·NR + c`) into the first `MR·NR` entries of the buffers.
+trait Micro {
+    const MR: usize;
+    const NR: usize;
+    /// One tile.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's instruction set; `a` holds `dim·MR` and `b` `dim·NR` floats.
+    unsafe fn tile(
+        a: &[f32],
+        b: &[f32],
+        dim: usize,
+        scores: &mut [f32; MAX_TILE],
+        bins: &mut [u32; MAX_TILE],
+    );
+}
+
+/// The 6×16 tiling in plain Rust.
+struct PortableTile;
+
+impl Micro for PortableTile {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    unsafe fn tile(
+        a: &[f32],
+        b: &[f32],
+        dim: usize,
+        scores: &mut [f32; MAX_TILE],
+        bins: &mut [u32; MAX_TILE],
+    ) {
+        micro_portable(a, b, dim, scores);
+        for (b, &s) in bins[..MR * NR].iter_mut().zip(&scores[..MR * NR]) {
+            *b = bin_of(s) as u32;
+        }
     }
 }
 
 /// Portable 6×16 micro-kernel: `out[r·16 + c] = Σ_k a[k·6 + r] · b[k·16 + c]`.
 #[inline]
-fn micro_portable(a: &[f32], b: &[f32], dim: usize, out: &mut [f32; TILE]) {
+fn micro_portable(a: &[f32], b: &[f32], dim: usize, out: &mut [f32; MAX_TILE]) {
     let mut acc = [[0.0f32; NR]; MR];
     for k in 0..dim {
         let bk: &[f32; NR] = b[k * NR..k * NR + NR].try_into().expect("panel width");
@@ -438,8 +528,26 @@ fn micro_portable(a: &[f32], b: &[f32], dim: usize, out: &mut [f32; TILE]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR, TILE};
+    use super::{MAX_TILE, MR, NR};
     use std::arch::x86_64::*;
+
+    /// The 6×16 AVX2 + FMA tile.
+    pub(super) struct Avx2Tile;
+
+    impl super::Micro for Avx2Tile {
+        const MR: usize = MR;
+        const NR: usize = NR;
+        unsafe fn tile(
+            a: &[f32],
+            b: &[f32],
+            dim: usize,
+            scores: &mut [f32; MAX_TILE],
+            bins: &mut [u32; MAX_TILE],
+        ) {
+            // SAFETY: the caller's contract (AVX2 + FMA, panel sizes).
+            unsafe { micro(a, b, dim, scores, bins) }
+        }
+    }
 
     /// AVX2+FMA 6×16 micro-kernel with the binning of the tile fused in.
     ///
@@ -450,10 +558,10 @@ mod avx2 {
         a: &[f32],
         b: &[f32],
         dim: usize,
-        scores: &mut [f32; TILE],
-        bins: &mut [u32; TILE],
+        scores: &mut [f32; MAX_TILE],
+        bins: &mut [u32; MAX_TILE],
     ) {
-        debug_assert!(a.len() >= dim * MR && b.len() >= dim * NR);
+        assert!(a.len() >= dim * MR && b.len() >= dim * NR);
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut c = [_mm256_setzero_ps(); 12];
         for k in 0..dim {
@@ -489,7 +597,7 @@ mod avx2 {
         for (v, acc) in c.iter().enumerate() {
             let f = _mm256_add_ps(_mm256_floor_ps(_mm256_mul_ps(*acc, scale)), scale);
             let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-            // SAFETY: v < 12, so v·8 + 8 ≤ 96 = TILE.
+            // SAFETY: v < 12, so v·8 + 8 ≤ 96 ≤ MAX_TILE.
             unsafe {
                 _mm256_storeu_ps(scores.as_mut_ptr().add(v * 8), *acc);
                 _mm256_storeu_si256(
@@ -501,26 +609,85 @@ mod avx2 {
     }
 }
 
-/// Runs the micro-kernel of the chosen kernel on one tile.
-#[inline]
-fn tile(
-    kernel: Kernel,
-    a: &[f32],
-    b: &[f32],
-    dim: usize,
-    scores: &mut [f32; TILE],
-    bins: &mut [u32; TILE],
-) {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2Fma => {
-            // SAFETY: Avx2Fma is only selected when the CPU reports AVX2 and FMA (Kernel::available);
-            // the panels have dim·6 and dim·16 floats.
-            unsafe { avx2::micro(a, b, dim, scores, bins) }
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MAX_TILE, MR512, NR512};
+    use std::arch::x86_64::*;
+
+    /// The AVX-512F tile, `MR512 × 32` (two zmm columns).
+    pub(super) struct Avx512Tile;
+
+    impl super::Micro for Avx512Tile {
+        const MR: usize = MR512;
+        const NR: usize = NR512;
+        unsafe fn tile(
+            a: &[f32],
+            b: &[f32],
+            dim: usize,
+            scores: &mut [f32; MAX_TILE],
+            bins: &mut [u32; MAX_TILE],
+        ) {
+            // SAFETY: the caller's contract (AVX-512F, panel sizes).
+            unsafe { micro::<MR512, 2>(a, b, dim, scores, bins) }
         }
-        _ => {
-            micro_portable(a, b, dim, scores);
-            bins_portable(scores, bins);
+    }
+
+    /// AVX-512F `MR × 16·NV` micro-kernel: per k, NV panel loads, MR broadcasts and MR·NV `vfmadd`
+    /// (the pair's dot product accumulated in increasing k from 0, as in the AVX2 kernel), then the
+    /// tile's bins computed 16 lanes at a time with the arithmetic of [`super::bin_of`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `a` holds `dim·MR` and `b` `dim·16·NV` floats, and
+    /// `MR·16·NV ≤ MAX_TILE`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn micro<const MR: usize, const NV: usize>(
+        a: &[f32],
+        b: &[f32],
+        dim: usize,
+        scores: &mut [f32; MAX_TILE],
+        bins: &mut [u32; MAX_TILE],
+    ) {
+        let nr = 16 * NV;
+        assert!(a.len() >= dim * MR && b.len() >= dim * nr && MR * nr <= MAX_TILE);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut c = [[_mm512_setzero_ps(); NV]; MR];
+        for k in 0..dim {
+            // SAFETY: k < dim, so lanes k·nr .. k·nr + nr of `b` and values k·MR .. k·MR + MR of `a`
+            // lie inside the panels (checked above).
+            unsafe {
+                let mut bk = [_mm512_setzero_ps(); NV];
+                for (v, x) in bk.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(pb.add(k * nr + 16 * v));
+                }
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let ar = _mm512_set1_ps(*pa.add(k * MR + r));
+                    for (x, bv) in cr.iter_mut().zip(&bk) {
+                        *x = _mm512_fmadd_ps(ar, *bv, *x);
+                    }
+                }
+            }
+        }
+        // Bins: floor(s·2^15) + 2^15, clamped to [0, 2^16 − 1]; NaN → 0 (max returns its second
+        // operand), the same operations as the AVX2 kernel and `bin_of`.
+        let scale = _mm512_set1_ps(32768.0);
+        let lo = _mm512_setzero_ps();
+        let hi = _mm512_set1_ps(65535.0);
+        for (r, cr) in c.iter().enumerate() {
+            for (v, acc) in cr.iter().enumerate() {
+                let floor = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+                    _mm512_mul_ps(*acc, scale),
+                );
+                let f = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(floor, scale), lo), hi);
+                let at = r * nr + 16 * v;
+                // SAFETY: at + 16 ≤ MR·nr ≤ MAX_TILE (checked above).
+                unsafe {
+                    _mm512_storeu_ps(scores.as_mut_ptr().add(at), *acc);
+                    _mm512_storeu_si512(
+                        bins.as_mut_ptr().add(at) as *mut __m512i,
+                        _mm512_cvttps_epi32(f),
+                    );
+                }
+            }
         }
     }
 }
@@ -537,13 +704,46 @@ fn blocked_all_pairs(
     shard: Shard,
     collect_from: Option<usize>,
 ) -> (AllPairs, Vec<(usize, usize, u16)>) {
-    let p = pack(emb, dim, cell, subject);
+    let args = (
+        emb,
+        dim,
+        cell,
+        subject,
+        groups,
+        threads,
+        shard,
+        collect_from,
+    );
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512f if kernel.available() => blocked::<avx512::Avx512Tile>(args),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2Fma if kernel.available() => blocked::<avx2::Avx2Tile>(args),
+        _ => blocked::<PortableTile>(args),
+    }
+}
+
+type BlockedArgs<'a> = (
+    &'a [f32],
+    usize,
+    &'a [u16],
+    &'a [u32],
+    usize,
+    usize,
+    Shard,
+    Option<usize>,
+);
+
+/// The blocked all-pairs pass with the micro-kernel `M`, which the caller has checked this CPU runs.
+fn blocked<M: Micro>(
+    (emb, dim, cell, subject, groups, threads, shard, collect_from): BlockedArgs,
+) -> (AllPairs, Vec<(usize, usize, u16)>) {
+    let p = pack(emb, dim, cell, subject, M::MR, M::NR);
     let n = p.n;
-    let panels_a = n.div_ceil(MR);
-    // The job size depends on n and dim only (not on the thread count), so every thread count and
-    // every shard split sees the same jobs.
-    let per_job = panels_per_job(dim, panels_a, 2);
-    let jobs: Vec<usize> = (0..panels_a.div_ceil(per_job))
+    // The job size depends on n and dim only (not on the thread count or the kernel), so every
+    // thread count, every shard split and every CPU kernel sees the same jobs.
+    let rows = job_rows(dim, n);
+    let jobs: Vec<usize> = (0..n.div_ceil(rows))
         .filter(|j| j % shard.count == shard.index)
         .collect();
     let next = AtomicUsize::new(0);
@@ -561,8 +761,9 @@ fn blocked_all_pairs(
                     loop {
                         let j = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&job) = jobs.get(j) else { break };
-                        run_job(p, kernel, job, per_job, &mut local);
-                        // A job adds at most 48·n pairs; flush well before any u32 bin could overflow.
+                        run_job::<M>(p, job * rows..((job + 1) * rows).min(n), &mut local);
+                        // A job adds fewer than rows·n pairs; flush well before any u32 bin could
+                        // overflow.
                         if local.pending > (u32::MAX as u64) / 2 {
                             local.flush();
                         }
@@ -617,18 +818,13 @@ pub fn high_pairs(
     threads: usize,
     from_bin: usize,
 ) -> Vec<(usize, usize, u16)> {
-    let kernel = if kernel == Kernel::Avx2Fma && kernel.available() {
-        kernel
-    } else {
-        Kernel::Portable
-    };
     blocked_all_pairs(
         emb,
         dim,
         cell,
         subject,
         groups,
-        kernel,
+        tiled(kernel),
         threads,
         Shard::ALL,
         Some(from_bin),
@@ -636,64 +832,67 @@ pub fn high_pairs(
     .1
 }
 
-/// One row block: A panels `job·8 .. job·8+8` against every B panel to their right (upper triangle).
-fn run_job(p: &Packed, kernel: Kernel, job: usize, per_job: usize, local: &mut Local) {
+/// One row block (sorted positions `rows`, which start on a multiple of [`JOB_QUANTUM`] and so on an
+/// A-panel boundary of every kernel) against every B panel to its right (upper triangle).
+fn run_job<M: Micro>(p: &Packed, rows: std::ops::Range<usize>, local: &mut Local) {
     let (n, dim) = (p.n, p.dim);
-    let first_panel = job * per_job;
-    let last_panel = ((job + 1) * per_job).min(n.div_ceil(MR));
-    let row0 = first_panel * MR;
-    let mut scores = [0.0f32; TILE];
-    let mut bins = [0u32; TILE];
-    let panels_b = n.div_ceil(NR);
-    // GotoBLAS order: each B panel (dim × 16, in L1) meets every A panel of the block (in L2).
-    for qb in row0 / NR..panels_b {
-        {
-            let j0 = qb * NR;
-            let j_end = (j0 + NR).min(n);
-            for qa in first_panel..last_panel {
-                let i0 = qa * MR;
-                let i_end = (i0 + MR).min(n);
-                if j_end <= i0 + 1 {
-                    continue; // no j > i in this tile
+    let (mr, nr) = (M::MR, M::NR);
+    debug_assert!(p.mr == mr && p.nr == nr && rows.start.is_multiple_of(mr));
+    let tile_len = mr * nr;
+    let (first_panel, last_panel) = (rows.start / mr, rows.end.div_ceil(mr));
+    let mut scores = [0.0f32; MAX_TILE];
+    let mut bins = [0u32; MAX_TILE];
+    let panels_b = n.div_ceil(nr);
+    // GotoBLAS order: each B panel (dim × nr) meets every A panel of the block (in L2).
+    for qb in rows.start / nr..panels_b {
+        let j0 = qb * nr;
+        let j_end = (j0 + nr).min(n);
+        let bpanel = &p.b[qb * dim * nr..(qb + 1) * dim * nr];
+        for qa in first_panel..last_panel {
+            let i0 = qa * mr;
+            let i_end = (i0 + mr).min(n);
+            if j_end <= i0 + 1 {
+                continue; // no j > i in this tile
+            }
+            let apanel = &p.a[qa * dim * mr..(qa + 1) * dim * mr];
+            // SAFETY: `blocked` runs M only where this CPU supports it; the panels hold dim·mr and
+            // dim·nr floats.
+            unsafe { M::tile(apanel, bpanel, dim, &mut scores, &mut bins) };
+            let bins = &bins[..tile_len];
+            let full = j0 >= i_end && i_end - i0 == mr && j_end - j0 == nr;
+            let uniform = p.grp[i0] == p.grp[i_end - 1] && p.grp[j0] == p.grp[j_end - 1];
+            let may_share_subject = p.subj[j0] <= p.subj[i_end - 1];
+            if full && uniform && !may_share_subject {
+                if local.count {
+                    let base = local.cell_offset(p.grp[i0], p.grp[j0]);
+                    let h = &mut local.counts[base..base + BINS];
+                    for &b in bins.iter() {
+                        h[b as usize] += 1;
+                    }
+                    local.pending += tile_len as u64;
                 }
-                let apanel = &p.a[qa * dim * MR..(qa + 1) * dim * MR];
-                let bpanel = &p.b[qb * dim * NR..(qb + 1) * dim * NR];
-                tile(kernel, apanel, bpanel, dim, &mut scores, &mut bins);
-                let full = j0 >= i_end && i_end - i0 == MR && j_end - j0 == NR;
-                let uniform = p.grp[i0] == p.grp[i_end - 1] && p.grp[j0] == p.grp[j_end - 1];
-                let may_share_subject = p.subj[j0] <= p.subj[i_end - 1];
-                if full && uniform && !may_share_subject {
-                    if local.count {
-                        let base = local.cell_offset(p.grp[i0], p.grp[j0]);
-                        let h = &mut local.counts[base..base + BINS];
-                        for &b in bins.iter() {
-                            h[b as usize] += 1;
+                if bins.iter().any(|&b| b >= local.collect_from) {
+                    for (t, &b) in bins.iter().enumerate() {
+                        if b >= local.collect_from {
+                            local.high.push((i0 + t / nr, j0 + t % nr, b as u16));
                         }
-                        local.pending += TILE as u64;
                     }
-                    if bins.iter().any(|&b| b >= local.collect_from) {
-                        for (t, &b) in bins.iter().enumerate() {
-                            if b >= local.collect_from {
-                                local.high.push((i0 + t / NR, j0 + t % NR, b as u16));
+                }
+            } else {
+                for i in i0..i_end {
+                    let r = i - i0;
+                    for j in (j0.max(i + 1))..j_end {
+                        let t = r * nr + (j - j0);
+                        if p.subj[i] == p.subj[j] {
+                            local.mated.push((i, j, scores[t]));
+                        } else {
+                            if local.count {
+                                let base = local.cell_offset(p.grp[i], p.grp[j]);
+                                local.counts[base + bins[t] as usize] += 1;
+                                local.pending += 1;
                             }
-                        }
-                    }
-                } else {
-                    for i in i0..i_end {
-                        let r = i - i0;
-                        for j in (j0.max(i + 1))..j_end {
-                            let t = r * NR + (j - j0);
-                            if p.subj[i] == p.subj[j] {
-                                local.mated.push((i, j, scores[t]));
-                            } else {
-                                if local.count {
-                                    let base = local.cell_offset(p.grp[i], p.grp[j]);
-                                    local.counts[base + bins[t] as usize] += 1;
-                                    local.pending += 1;
-                                }
-                                if bins[t] >= local.collect_from {
-                                    local.high.push((i, j, bins[t] as u16));
-                                }
+                            if bins[t] >= local.collect_from {
+                                local.high.push((i, j, bins[t] as u16));
                             }
                         }
                     }
@@ -703,16 +902,19 @@ fn run_job(p: &Packed, kernel: Kernel, job: usize, per_job: usize, local: &mut L
     }
 }
 
-/// A panels per work unit: an A block of about 256 KiB (a quarter of this machine's 1 MiB L2), at
-/// least 8. `FACEBIAS_MC` overrides it for tuning experiments.
-/// Capped so that every thread still gets at least 8 jobs (dynamic load balance over the triangle).
-fn panels_per_job(dim: usize, panels: usize, threads: usize) -> usize {
+/// Rows of a work unit: 6-row A panels for an A block of about 256 KiB (a quarter of a 1 MiB L2), at
+/// least 8, capped so that two threads still get at least 8 jobs each (dynamic load balance over
+/// the triangle), then rounded up to a multiple of [`JOB_QUANTUM`]. It depends on `dim` and `n` only,
+/// never on the kernel or the thread count. `FACEBIAS_MC` overrides the panel count for tuning.
+fn job_rows(dim: usize, n: usize) -> usize {
     let by_cache = ((256 * 1024) / (dim.max(1) * MR * 4)).max(PANELS_PER_JOB);
-    let by_balance = panels.div_ceil(8 * threads.max(1)).max(1);
-    std::env::var("FACEBIAS_MC")
+    let by_balance = n.div_ceil(MR).div_ceil(8 * 2).max(1);
+    let panels = std::env::var("FACEBIAS_MC")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(by_cache.min(by_balance))
+        .max(1);
+    (panels * MR).next_multiple_of(JOB_QUANTUM)
 }
 
 #[cfg(test)]
@@ -843,6 +1045,167 @@ mod tests {
                 check_against_f64(&r, &emb, dim, &cell, &subject, groups, &edges_for(seed));
             }
         }
+    }
+
+    /// Whether this CPU runs the AVX-512F kernel. Where it does not, prints a skip line that the test
+    /// harness does not capture, or fails when `FACEBIAS_REQUIRE_AVX512=1`.
+    fn avx512_or_skip(test: &str) -> bool {
+        if Kernel::Avx512f.available() {
+            return true;
+        }
+        assert!(
+            std::env::var("FACEBIAS_REQUIRE_AVX512").as_deref() != Ok("1"),
+            "{test}: FACEBIAS_REQUIRE_AVX512=1, but this CPU has no AVX-512F"
+        );
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: this CPU has no AVX-512F (set FACEBIAS_REQUIRE_AVX512=1 to fail instead)"
+        );
+        false
+    }
+
+    /// Asserts two results equal bit for bit: every histogram count, and every mated pair with the
+    /// same score bits.
+    fn assert_bit_identical(a: &AllPairs, b: &AllPairs, what: &str) {
+        assert!(a.nonmated == b.nonmated, "{what}: histograms differ");
+        let bits = |r: &AllPairs| -> Vec<(usize, usize, u32)> {
+            r.mated
+                .iter()
+                .map(|m| (m.a, m.b, m.score.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(a), bits(b), "{what}: mated scores differ");
+    }
+
+    /// The lowest bin at or above which at most a twentieth of the non-mated pairs lie (so that a
+    /// high-pair list holds some pairs but not all).
+    fn tail_bin(r: &AllPairs) -> usize {
+        let mut tail = vec![0u64; BINS + 1];
+        for h in &r.nonmated.cells {
+            for (t, c) in tail.iter_mut().zip(h.tail_counts()) {
+                *t += c;
+            }
+        }
+        (0..BINS)
+            .find(|&k| tail[k] * 20 <= tail[0])
+            .unwrap_or(BINS - 1)
+    }
+
+    /// Sizes around every tile edge: multiples of the tile heights (6, 14), widths (16, 32) and the
+    /// work-unit quantum (84), ± 2.
+    fn edge_size() -> impl Strategy<Value = usize> {
+        (
+            prop::sample::select(vec![
+                MR,
+                MR512,
+                NR,
+                NR512,
+                JOB_QUANTUM,
+                2 * JOB_QUANTUM + NR512,
+            ]),
+            1usize..5,
+            -2i64..=2,
+        )
+            .prop_map(|(base, m, d)| (base as i64 * m as i64 + d).max(1) as usize)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn avx512_equals_avx2_bit_for_bit(n in edge_size(), dim in 1usize..1100, cells in 1usize..5, seed in 0u64..1000, threads in 1usize..4, shards in 1usize..4) {
+            if !avx512_or_skip("avx512_equals_avx2_bit_for_bit") || !Kernel::Avx2Fma.available() {
+                return Ok(());
+            }
+            let (emb, cell, subject) = data(n, dim, cells, seed);
+            let run = |k, t, shard| all_pairs(&emb, dim, &cell, &subject, cells, k, t, shard);
+            let want = run(Kernel::Avx2Fma, 1, Shard::ALL);
+            let what = format!("n {n} d {dim} cells {cells} seed {seed} threads {threads}");
+            assert_bit_identical(&run(Kernel::Avx512f, threads, Shard::ALL), &want, &what);
+            // Shards alternately computed by the two kernels merge into the whole.
+            let mut merged = AllPairs { nonmated: CellHistograms::new(cells), mated: Vec::new() };
+            for index in 0..shards {
+                let k = [Kernel::Avx512f, Kernel::Avx2Fma][index % 2];
+                let part = run(k, threads, Shard { index, count: shards });
+                merged.nonmated.merge(&part.nonmated);
+                merged.mated.extend(part.mated);
+            }
+            merged.mated.sort_by_key(|m| (m.a, m.b));
+            assert_bit_identical(&merged, &want, &format!("{what}, {shards} mixed shards"));
+            // The bootstrap's high-pair list.
+            let from = tail_bin(&want);
+            let high = |k, t| high_pairs(&emb, dim, &cell, &subject, cells, k, t, from);
+            let want_high = high(Kernel::Avx2Fma, 1);
+            prop_assert_eq!(high(Kernel::Avx512f, threads), want_high, "{} high pairs from bin {}", what, from);
+        }
+    }
+
+    #[test]
+    fn avx512_tiles_and_work_units_divide_evenly() {
+        // Each work unit starts on an A-panel boundary of every kernel (the contract of `run_job`).
+        assert!(JOB_QUANTUM.is_multiple_of(MR));
+        assert!(JOB_QUANTUM.is_multiple_of(MR512));
+        assert_eq!(JOB_QUANTUM, 42);
+        assert_eq!(lcm(4, 6), 12);
+        for (dim, n) in [(1, 1), (128, 20_000), (512, 20_000), (1100, 7), (33, 901)] {
+            let rows = job_rows(dim, n);
+            assert!(
+                rows >= JOB_QUANTUM && rows.is_multiple_of(JOB_QUANTUM),
+                "{dim} {n}: {rows}"
+            );
+        }
+        // d = 512: 256 KiB / (512·6·4) = 21 panels = 126 rows, a multiple of 42 already.
+        assert_eq!(job_rows(512, 20_000), 126);
+    }
+
+    #[test]
+    fn avx512_hand_case_and_nan() {
+        if !avx512_or_skip("avx512_hand_case_and_nan") {
+            return;
+        }
+        // Hand case: as `small_hand_case_on_every_kernel`.
+        let emb = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8, -1.0, 0.0];
+        let r = all_pairs(
+            &emb,
+            2,
+            &[0, 0, 0, 1],
+            &[0, 0, 1, 2],
+            2,
+            Kernel::Avx512f,
+            2,
+            Shard::ALL,
+        );
+        assert_eq!(
+            r.mated,
+            vec![MatedScore {
+                a: 0,
+                b: 1,
+                score: 0.0
+            }]
+        );
+        assert_eq!(r.nonmated.cell(0, 0).counts[bin_of(0.6)], 1);
+        assert_eq!(r.nonmated.cell(0, 0).counts[bin_of(0.8)], 1);
+        assert_eq!(r.nonmated.cell(0, 1).counts[0], 1);
+        // A NaN row lands in bin 0 for every pair, as `bin_of` puts it; scores of ±2 clamp.
+        let emb = [f32::NAN, 2.0, 1.0, -2.0];
+        let r = all_pairs(
+            &emb,
+            1,
+            &[0; 4],
+            &[0, 1, 2, 3],
+            1,
+            Kernel::Avx512f,
+            1,
+            Shard::ALL,
+        );
+        let h = &r.nonmated.cells[0].counts;
+        assert_eq!(
+            h[0],
+            3 + 2,
+            "3 NaN pairs and the two pairs scoring −4 and −2"
+        );
+        assert_eq!(h[BINS - 1], 1, "2·1 = 2 clamps to the top bin");
+        assert_eq!(r.nonmated.cells[0].total(), 6);
     }
 
     #[test]

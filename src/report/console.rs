@@ -187,9 +187,17 @@ fn print_cpu_kernel_bench(b: &KernelBench) {
         b.median_seconds, b.pairs_per_second, b.gflops
     );
     println!(
-        "  measured FMA peak: {:.1} GFLOP/s on {} threads -> {:.1} % of peak",
-        b.peak_gflops, b.threads, b.percent_of_peak
+        "  measured FMA peak ({}): {:.1} GFLOP/s on {} threads (before {:.1}, after {:.1}) -> {:.1} % of peak",
+        b.peak_isa,
+        b.peak_gflops,
+        b.threads,
+        b.peak_before_gflops,
+        b.peak_after_gflops,
+        b.percent_of_peak
     );
+    if let Some(w) = &b.peak_warning {
+        println!("  warning: {w}");
+    }
     println!(
         "  scalar per-pair baseline (n = {}): {:.3e} pairs/s -> kernel is {:.1}x faster",
         b.scalar_n, b.scalar_pairs_per_second, b.speedup_vs_scalar

@@ -104,6 +104,32 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// A run's embeddings (`embeddings.npy` of report folder `out`) with the `sex|race` group cell and the
+/// subject of each row (numbered by first appearance in samples.csv): (embeddings, dim, cells,
+/// subjects).
+pub fn run_embeddings(out: &Path) -> (Vec<f32>, usize, Vec<u16>, Vec<u32>) {
+    let (emb, rows, dim) =
+        facebias::report::read_npy_f32(&std::fs::read(out.join("embeddings.npy")).unwrap())
+            .unwrap();
+    let samples = read_csv(&out.join("samples.csv"));
+    let mut groups: Vec<String> = Vec::new();
+    let mut subjects: Vec<String> = Vec::new();
+    let (mut cell, mut subject) = (Vec::new(), Vec::new());
+    for s in samples.iter().filter(|s| !s["embedding_row"].is_empty()) {
+        let g = format!("{}|{}", s["sex"], s["race"]);
+        if !groups.contains(&g) {
+            groups.push(g.clone());
+        }
+        if !subjects.contains(&s["subject"]) {
+            subjects.push(s["subject"].clone());
+        }
+        cell.push(groups.iter().position(|x| *x == g).unwrap() as u16);
+        subject.push(subjects.iter().position(|x| *x == s["subject"]).unwrap() as u32);
+    }
+    assert_eq!(cell.len(), rows);
+    (emb, dim, cell, subject)
+}
+
 /// The DOM of `page` after headless Chromium loaded it (Debian's `chromium`, installed by
 /// .ci/setup), with its own profile folder.
 pub fn page_dom(page: &Path, profile: &Path) -> String {

@@ -72,7 +72,7 @@ pub fn merge(args: &MergeArgs) -> Result<RunOutcome> {
 }
 
 /// Refuses a shard (`dir`, header `h`) that cannot be added to the first one (`first`, `h0`): other
-/// inputs, another kernel's pair scheme, or another shard count.
+/// inputs, another kernel's pair scheme, another build's pair split, or another shard count.
 fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Header) -> Result<()> {
     if h.fingerprint != h0.fingerprint
         || h.combos != h0.combos
@@ -92,6 +92,15 @@ fn check_compatible(dir: &Path, h: &store::Header, first: &Path, h0: &store::Hea
             h.kernel,
             first.display(),
             h0.kernel
+        );
+    }
+    if h.split_revision != h0.split_revision {
+        bail!(
+            "{} was split into shards by another facebias build than {} (pair split revision {} against {}): they cover different pairs; rerun every shard with one build",
+            dir.display(),
+            first.display(),
+            h.split_revision,
+            h0.split_revision
         );
     }
     if h.shard[1] != h0.shard[1] {
@@ -139,4 +148,39 @@ fn copy_embeddings(
     std::fs::copy(&from, &to)
         .map(|_| ())
         .map_err(|e| anyhow!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(shard: usize, split_revision: u32) -> store::Header {
+        store::Header {
+            attributes: vec!["sex".into()],
+            combos: vec![vec!["f".into()]],
+            shard: [shard, 2],
+            fingerprint: "abc".into(),
+            kernel: "avx2-fma-6x16".into(),
+            excluded_pairs: 0,
+            split_revision,
+        }
+    }
+
+    #[test]
+    fn shards_of_another_builds_pair_split_are_refused() {
+        let (a, b) = (Path::new("shard-0"), Path::new("shard-1"));
+        assert!(check_compatible(b, &header(1, 2), a, &header(0, 2)).is_ok());
+        let e = check_compatible(b, &header(1, 0), a, &header(0, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("shard-1") && e.contains("revision 0 against 2") && e.contains("one build"),
+            "{e}"
+        );
+        // A header written before the field existed reads as revision 0.
+        let mut json = serde_json::to_value(header(0, 2)).unwrap();
+        json.as_object_mut().unwrap().remove("split_revision");
+        let old: store::Header = serde_json::from_value(json).unwrap();
+        assert_eq!(old.split_revision, 0);
+    }
 }

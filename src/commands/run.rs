@@ -239,6 +239,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome> {
         fingerprint: store::fingerprint(&[samples_csv, embeddings_npy]),
         kernel: p.backend.kernel_name().into(),
         excluded_pairs: p.excluded.len(),
+        split_revision: store::SPLIT_REVISION,
     };
     put(&p.staging, "samples.csv", samples_csv)?;
     // A comparison shard started from an embed folder does not copy its matrix (N x d floats per

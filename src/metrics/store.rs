@@ -56,7 +56,16 @@ pub struct Header {
     /// Pairs left out of every count by `--exclude-pairs` (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub excluded_pairs: usize,
+    /// Revision of the way `--shard` splits the pairs ([`SPLIT_REVISION`]; 0 in files written before
+    /// it was recorded): shards of different revisions cover different pairs and never merge.
+    #[serde(default)]
+    pub split_revision: u32,
 }
+
+/// The revision of the pair split behind `--shard` ([`Header::split_revision`]). 1: the CPU row blocks
+/// before the AVX-512 kernel (recorded as 0); 2: row blocks in multiples of 42 rows. Bump it whenever
+/// the work units of any kernel change.
+pub const SPLIT_REVISION: u32 = 2;
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
@@ -257,6 +266,7 @@ mod tests {
             fingerprint: "x".into(),
             kernel: "k".into(),
             excluded_pairs: 0,
+            split_revision: SPLIT_REVISION,
         };
         let bytes = to_bytes(&h, &c);
         // Any flipped byte — a count, a bin, the header — is found, never read as a number.

@@ -167,25 +167,6 @@ fn run(dir: &Path, manifest: &Path, out: &Path, extra: &[&str]) -> String {
 }
 
 /// run.json without the run-dependent `execution` block.
-fn record_without_execution(dir: &Path) -> serde_json::Value {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("execution");
-    v
-}
-
-/// The files a merged report shares with the single run (a merged run has no top-pairs section:
-/// `merge` keeps only histograms, so summary.md and top_impostors.* are the unsharded run's alone).
-const REPORT: [&str; 7] = [
-    "samples.csv",
-    "embeddings.npy",
-    "comparisons.bin",
-    "groups.csv",
-    "cross_fmr.csv",
-    "equity.csv",
-    "policies.csv",
-];
-
 #[test]
 fn comparison_shards_from_an_embed_folder_equal_a_run_from_images() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +179,7 @@ fn comparison_shards_from_an_embed_folder_equal_a_run_from_images() {
     let whole = dir.path().join("whole");
     let emb = joined.to_str().unwrap();
     run(dir.path(), &manifest, &whole, &["--embeddings", emb]);
-    same_files(&single, &whole, &REPORT);
+    same_files(&single, &whole, &MERGED_REPORT);
     same_files(
         &single,
         &whole,
@@ -242,7 +223,7 @@ fn comparison_shards_from_an_embed_folder_equal_a_run_from_images() {
         .arg(&merged)
         .assert()
         .success();
-    same_files(&single, &merged, &REPORT);
+    same_files(&single, &merged, &MERGED_REPORT);
     assert_eq!(
         record_without_execution(&single),
         record_without_execution(&merged)

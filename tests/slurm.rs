@@ -182,24 +182,6 @@ fn start_cluster(dir: &Path) -> Result<Cluster, String> {
     }
 }
 
-/// Files the merged report shares with the single run (a merged run has no top-pairs section).
-const REPORT: [&str; 7] = [
-    "samples.csv",
-    "embeddings.npy",
-    "comparisons.bin",
-    "groups.csv",
-    "cross_fmr.csv",
-    "equity.csv",
-    "policies.csv",
-];
-
-fn record_without_execution(dir: &Path) -> serde_json::Value {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("execution");
-    v
-}
-
 #[test]
 fn a_plan_submitted_to_a_real_slurm_merges_into_the_single_machine_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -304,7 +286,7 @@ fn a_plan_submitted_to_a_real_slurm_merges_into_the_single_machine_report() {
     assert!(status.status.success(), "{text}\n{}", logs());
     assert!(text.contains("all 9 parts done"), "{text}");
     let report = plan.join("report");
-    for f in REPORT {
+    for f in MERGED_REPORT {
         let (x, y) = (
             std::fs::read(single.join(f)).unwrap(),
             std::fs::read(report.join(f)).unwrap(),

@@ -192,3 +192,24 @@ pub fn assert_page_loads(page: &Path, profile: &Path) -> usize {
     assert!(!dom.contains("data-errors="), "the page raised errors");
     expected
 }
+
+/// The files a merged report shares with the single-machine run, byte for byte (a merged run has no
+/// top-pairs section: `merge` keeps only histograms, so summary.md and top_impostors.* are the
+/// unsharded run's alone).
+pub const MERGED_REPORT: [&str; 7] = [
+    "samples.csv",
+    "embeddings.npy",
+    "comparisons.bin",
+    "groups.csv",
+    "cross_fmr.csv",
+    "equity.csv",
+    "policies.csv",
+];
+
+/// A report's run.json without its `execution` block (timings, shard, host), for comparing runs.
+pub fn record_without_execution(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("execution");
+    v
+}
